@@ -1,0 +1,3 @@
+//! Inference protocols spoken by Kiln's predictor and understood by its router.
+
+pub mod grpc;

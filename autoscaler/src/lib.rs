@@ -1,0 +1,1 @@
+//! kiln-autoscaler: Knative KPA decisions from observed load (see issue 4).

@@ -1,0 +1,1 @@
+//! kiln-router: the data plane (see issue 3).

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Fetch everything Kiln needs to build and test, once, into a git-ignored cache
+# (.kiln-cache/ at the repository root). Safe to run again: finished steps are skipped.
+#
+#   native/onnxruntime/libonnxruntime.so     ONNX Runtime, from the PyPI `onnxruntime` wheel
+#   native/libtorch/{lib,include}            libtorch (CPU libraries), from the PyPI `torch` wheel
+#   native/libtorch-cuda/{lib,include}       the same plus libtorch_cuda.so, for the CUDA build
+#   venv/                                    Python for fixtures and test servers (moto, tritonclient, onnx)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="${KILN_CACHE:-$ROOT/.kiln-cache}"
+WHEELS="$CACHE/wheels"
+NATIVE="$CACHE/native"
+PYTHON="${PYTHON:-python3}"
+
+ORT_VERSION=1.32.0
+TORCH_VERSION=2.11.0
+CUDA_WHEEL_VERSION='13.0.*'
+
+mkdir -p "$WHEELS" "$NATIVE"
+log() { echo "setup: $*" >&2; }
+
+# Python environment for fixtures and test servers.
+if [ ! -f "$CACHE/venv/.done" ]; then
+  log "creating Python environment in $CACHE/venv"
+  "$PYTHON" -m venv "$CACHE/venv"
+  "$CACHE/venv/bin/pip" install --quiet --upgrade pip
+  "$CACHE/venv/bin/pip" install --quiet -r "$ROOT/scripts/requirements.txt"
+  touch "$CACHE/venv/.done"
+fi
+PIP="$CACHE/venv/bin/pip"
+
+# Download one wheel (no dependencies) into $WHEELS, once. Prints its path.
+fetch_wheel() {
+  local spec="$1" pattern="$2"
+  local found
+  found="$(ls "$WHEELS"/$pattern 2>/dev/null | head -1 || true)"
+  if [ -z "$found" ]; then
+    log "downloading $spec"
+    "$PIP" download --quiet --no-deps --only-binary=:all: -d "$WHEELS" "$spec" >&2
+    found="$(ls "$WHEELS"/$pattern | head -1)"
+  fi
+  echo "$found"
+}
+
+# ONNX Runtime: one shared library out of the wheel.
+if [ ! -f "$NATIVE/onnxruntime/.done" ]; then
+  wheel="$(fetch_wheel "onnxruntime==$ORT_VERSION" "onnxruntime-$ORT_VERSION-*.whl")"
+  rm -rf "$NATIVE/onnxruntime" && mkdir -p "$NATIVE/onnxruntime"
+  (cd "$NATIVE/onnxruntime" && unzip -q -j -o "$wheel" 'onnxruntime/capi/libonnxruntime.so*')
+  lib="$(ls "$NATIVE/onnxruntime"/libonnxruntime.so.* | head -1)"
+  ln -sf "$(basename "$lib")" "$NATIVE/onnxruntime/libonnxruntime.so"
+  touch "$NATIVE/onnxruntime/.done"
+fi
+
+# libtorch: the torch wheel holds a full libtorch; the CPU build leaves out libtorch_cuda.so
+# so that tch does not link it. libtorch_cpu.so still needs libcudart and libcupti.
+if [ ! -f "$NATIVE/libtorch-cuda/.done" ]; then
+  wheel="$(fetch_wheel "torch==$TORCH_VERSION" "torch-$TORCH_VERSION-*.whl")"
+  rt="$(fetch_wheel "nvidia-cuda-runtime==$CUDA_WHEEL_VERSION" "nvidia_cuda_runtime-*.whl")"
+  cupti="$(fetch_wheel "nvidia-cuda-cupti==$CUDA_WHEEL_VERSION" "nvidia_cuda_cupti-*.whl")"
+  tmp="$NATIVE/libtorch-cuda.tmp"
+  rm -rf "$tmp" && mkdir -p "$tmp"
+  log "unpacking libtorch"
+  (cd "$tmp" && unzip -q -o "$wheel" 'torch/lib/*' 'torch/include/*' 'torch/version.py' 'torch/share/*')
+  (cd "$tmp" && unzip -q -j -o "$rt" 'nvidia/cu13/lib/libcudart.so*' -d torch/lib)
+  (cd "$tmp" && unzip -q -j -o "$cupti" 'nvidia/cu13/lib/libcupti.so*' -d torch/lib)
+  rm -rf "$NATIVE/libtorch-cuda" && mv "$tmp/torch" "$NATIVE/libtorch-cuda" && rm -rf "$tmp"
+  touch "$NATIVE/libtorch-cuda/.done"
+fi
+if [ ! -f "$NATIVE/libtorch/.done" ]; then
+  rm -rf "$NATIVE/libtorch" && mkdir -p "$NATIVE/libtorch/lib"
+  cp -al "$NATIVE/libtorch-cuda/include" "$NATIVE/libtorch/include"
+  [ -d "$NATIVE/libtorch-cuda/share" ] && cp -al "$NATIVE/libtorch-cuda/share" "$NATIVE/libtorch/share"
+  cp -al "$NATIVE/libtorch-cuda/version.py" "$NATIVE/libtorch/version.py"
+  for f in "$NATIVE/libtorch-cuda/lib/"*; do
+    case "$(basename "$f")" in libtorch_cuda*|libc10_cuda*|libcaffe2_nvrtc*) continue ;; esac
+    cp -al "$f" "$NATIVE/libtorch/lib/"
+  done
+  touch "$NATIVE/libtorch/.done"
+fi
+
+log "ready: $CACHE"

@@ -1,0 +1,1 @@
+//! kiln-storage: storage URI -> local cached model folder (in progress).

@@ -1,0 +1,2 @@
+//! Router overhead benchmark (see benches/router/run.sh).
+fn main() {}

@@ -26,6 +26,7 @@ pub struct Seen {
     pub requests: AtomicUsize,
     pub current: AtomicUsize,
     pub max_concurrent: AtomicUsize,
+    pub bodies: Mutex<Vec<String>>,
 }
 
 /// A small HTTP/1.1 upstream that answers `{name}` (plus the request body, echoed) after
@@ -70,6 +71,11 @@ impl Upstream {
                             let now = seen.current.fetch_add(1, Ordering::SeqCst) + 1;
                             seen.max_concurrent.fetch_max(now, Ordering::SeqCst);
                             let body = req.into_body().collect().await.map(|b| b.to_bytes());
+                            if let Ok(body) = &body {
+                                seen.bodies
+                                    .lock()
+                                    .push(String::from_utf8_lossy(body).into_owned());
+                            }
                             if !delay.is_zero() {
                                 tokio::time::sleep(delay).await;
                             }

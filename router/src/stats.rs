@@ -153,7 +153,8 @@ pub(crate) async fn sample_loop(table: TableHandle, sink: Arc<dyn LoadSink>, int
     let mut ticks = tokio::time::interval_at(Instant::now() + interval, interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let now = ticks.tick().await;
+        ticks.tick().await;
+        let now = Instant::now();
         let snapshot = table.snapshot();
         for revision in snapshot.revisions() {
             let figures = revision.stats.window.lock().take(now);

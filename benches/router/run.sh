@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Router overhead benchmark (issue 3): direct vs through kiln-router vs through nginx, with a
+# trivial upstream, HTTP/1.1 keep-alive and gRPC, concurrency 1, 8 and 64; router CPU time per
+# request; peak RSS with 10,000 requests held in the activator queue.
+#
+# Usage: benches/router/run.sh [measured-seconds-per-run]      (from anywhere)
+# Pinning: load generator on CPU 1; router / nginx and the upstream on CPU 0.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+SECS=${1:-5}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-router}
+cargo build --release -q -p kiln-router --example overhead
+BIN=$CARGO_TARGET_DIR/release/examples/overhead
+
+if ! command -v nginx >/dev/null; then
+  apt-get install -y nginx >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y nginx >/dev/null; }
+fi
+
+UP_HTTP=38101 UP_GRPC=38102 R_HTTP=38110 R_GRPC=38111 NGINX=38120 HOLD_HTTP=38130 HOLD_GRPC=38131
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+
+cat > "$WORK/routes.yaml" <<YAML
+services:
+  - name: echo
+    revisions:
+      - name: echo-00001
+        percent: 100
+        endpoints: ["127.0.0.1:$UP_HTTP"]
+  - name: echo-grpc
+    revisions:
+      - name: echo-grpc-00001
+        percent: 100
+        endpoints: ["127.0.0.1:$UP_GRPC"]
+YAML
+cat > "$WORK/cold.yaml" <<YAML
+services:
+  - name: cold
+    revisions:
+      - name: cold-00001
+        percent: 100
+        endpoints: []
+YAML
+mkdir -p "$WORK/nginx/logs"
+cat > "$WORK/nginx/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log stderr warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx/body;
+  proxy_temp_path $WORK/nginx/proxy;
+  fastcgi_temp_path $WORK/nginx/fastcgi;
+  uwsgi_temp_path $WORK/nginx/uwsgi;
+  scgi_temp_path $WORK/nginx/scgi;
+  upstream up { server 127.0.0.1:$UP_HTTP; keepalive 128; }
+  server {
+    listen 127.0.0.1:$NGINX;
+    location / {
+      proxy_pass http://up;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+NGINX
+
+taskset -c 0 "$BIN" upstream --http-port $UP_HTTP --grpc-port $UP_GRPC & UP_PID=$!; PIDS+=($UP_PID)
+taskset -c 0 "$BIN" router --routes "$WORK/routes.yaml" --address 127.0.0.1 \
+  --http-port $R_HTTP --grpc-port $R_GRPC & R_PID=$!; PIDS+=($R_PID)
+taskset -c 0 nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" & NG_PID=$!; PIDS+=($NG_PID)
+wait_port $UP_HTTP; wait_port $UP_GRPC; wait_port $R_HTTP; wait_port $R_GRPC; wait_port $NGINX
+NG_WORKERS=$(pgrep -P $NG_PID | paste -sd, -)
+
+RESULTS="$WORK/results.jsonl"
+load() { taskset -c 1 "$BIN" "$@" --seconds "$SECS" | tee -a "$RESULTS"; }
+for c in 1 8 64; do
+  load load --label "http direct" --url http://127.0.0.1:$UP_HTTP/v2/models/echo/infer --concurrency $c --pids $UP_PID
+  load load --label "http router" --url http://127.0.0.1:$R_HTTP/v2/models/echo/infer --concurrency $c --pids $R_PID
+  load load --label "http nginx" --url http://127.0.0.1:$NGINX/v2/models/echo/infer --concurrency $c --pids $NG_PID,$NG_WORKERS
+done
+for c in 1 8 64; do
+  load load-grpc --label "grpc direct" --url 127.0.0.1:$UP_GRPC --model echo-grpc --concurrency $c --pids $UP_PID
+  load load-grpc --label "grpc router" --url 127.0.0.1:$R_GRPC --model echo-grpc --concurrency $c --pids $R_PID
+done
+
+# Peak RSS with 10,000 requests held in the activator queue (a fresh router, cold revision).
+taskset -c 0 "$BIN" router --routes "$WORK/cold.yaml" --address 127.0.0.1 \
+  --http-port $HOLD_HTTP --grpc-port $HOLD_GRPC & H_PID=$!; PIDS+=($H_PID)
+wait_port $HOLD_HTTP
+IDLE_RSS=$(awk '/VmRSS/ {print $2}' /proc/$H_PID/status)
+taskset -c 1 "$BIN" hold --url http://127.0.0.1:$HOLD_HTTP/v2/models/cold/infer --count 10000 \
+  --metrics http://127.0.0.1:$HOLD_HTTP/metrics > "$WORK/hold.out" & HOLD_PID=$!; PIDS+=($HOLD_PID)
+for _ in $(seq 600); do grep -q held "$WORK/hold.out" 2>/dev/null && break; sleep 0.1; done
+cat "$WORK/hold.out"
+HELD_HWM=$(awk '/VmHWM/ {print $2}' /proc/$H_PID/status)
+HELD_RSS=$(awk '/VmRSS/ {print $2}' /proc/$H_PID/status)
+echo "{\"label\": \"hold\", \"idle_rss_kib\": $IDLE_RSS, \"held_rss_kib\": $HELD_RSS, \"held_peak_rss_kib\": $HELD_HWM}" | tee -a "$RESULTS"
+
+python3 - "$RESULTS" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+print("\n| run | concurrency | p50 (us) | p99 (us) | throughput (req/s) | CPU per request (us) | failed |")
+print("|---|---:|---:|---:|---:|---:|---|")
+for r in rows:
+    if r["label"] == "hold":
+        continue
+    print(f'| {r["label"]} | {r["concurrency"]} | {r["p50_us"]} | {r["p99_us"]} | {r["rps"]:.0f} | {r["cpu_us_per_request"]} | {r["failed"]} |')
+h = [r for r in rows if r["label"] == "hold"][0]
+print(f'\nRSS: idle {h["idle_rss_kib"]/1024:.1f} MiB; with 10,000 held requests {h["held_rss_kib"]/1024:.1f} MiB (peak {h["held_peak_rss_kib"]/1024:.1f} MiB)')
+PY

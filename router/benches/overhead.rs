@@ -1,2 +1,0 @@
-//! Router overhead benchmark (see benches/router/run.sh).
-fn main() {}

@@ -82,3 +82,15 @@ if [ ! -f "$NATIVE/libtorch/.done" ]; then
 fi
 
 log "ready: $CACHE"
+
+# --- kiln-storage: Azurite, the Azure Blob Storage emulator, for storage/tests/azure.rs -------
+# npm packages in $CACHE/npm: azurite (azurite-blob) and @azure/storage-blob, with which the
+# tests create containers.
+if [ ! -f "$CACHE/npm/.done" ]; then
+  log "installing Azurite into $CACHE/npm"
+  mkdir -p "$CACHE/npm"
+  npm install --silent --no-audit --no-fund --prefix "$CACHE/npm" \
+    azurite@3.35.0 @azure/storage-blob@12.32.0 >&2
+  touch "$CACHE/npm/.done"
+fi
+# --- end kiln-storage --------------------------------------------------------------------------

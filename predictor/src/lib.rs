@@ -1,1 +1,37 @@
-//! kiln-predictor
+//! `kiln-predictor`: one model server process, like the model server inside a KServe
+//! predictor pod.
+//!
+//! It fetches a model through [`kiln_storage`], loads it with a [`runtime`] (ONNX Runtime,
+//! or libtorch in the `kiln-predictor-torch` binary), and serves it over the Open
+//! Inference Protocol v2 (REST with JSON or binary tensors, and gRPC), Triton's
+//! model-configuration extension and v1 `:predict`, joining concurrent requests into
+//! batches when asked ([`batcher`]).
+//!
+//! ```no_run
+//! # async fn example(args: kiln_predictor::PredictorArgs) {
+//! use kiln_predictor::runtime::{Runtimes, onnx::OnnxRuntime};
+//! let runtimes = Runtimes::default().with(OnnxRuntime::default());
+//! let outcome = kiln_predictor::run(args, runtimes).await;
+//! # }
+//! ```
+
+pub mod batcher;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod grpc;
+pub mod http;
+pub mod layout;
+pub mod metrics;
+pub mod model;
+pub mod native;
+mod pbtxt;
+pub mod runtime;
+pub mod server;
+pub mod signature;
+pub mod state;
+mod triton_config;
+pub mod validate;
+
+pub use config::PredictorArgs;
+pub use server::{Outcome, StartError, run, run_until};

@@ -1,0 +1,336 @@
+//! The model worker: one thread that owns the model and runs it, joining concurrent
+//! requests into one batch along the first dimension when the model allows it.
+//!
+//! A batch closes when it holds `max_batch_size` rows or when its first request has waited
+//! `max_batch_delay`, whichever comes first (Triton's `max_queue_delay`). A request that
+//! does not fit (too many rows, or other dimensions that differ) waits for the next batch.
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use kiln_api::protocol::Tensor;
+use tokio::sync::oneshot;
+
+use crate::error::ServeError;
+use crate::metrics::Metrics;
+use crate::model::{InferError, Model};
+
+/// How requests are joined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchPolicy {
+    /// Most rows in one run; 1 turns batching off.
+    pub max_batch_size: usize,
+    /// Longest a request waits for others to join it.
+    pub max_batch_delay: Duration,
+}
+
+struct Job {
+    inputs: Vec<Tensor>,
+    rows: usize,
+    enqueued: Instant,
+    reply: oneshot::Sender<Result<Vec<Tensor>, InferError>>,
+}
+
+/// A handle to the model worker; cheap to clone.
+#[derive(Clone)]
+pub struct Worker {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Worker {
+    /// Starts the worker thread, which owns `model` until every handle is dropped.
+    pub fn spawn(model: Box<dyn Model>, policy: BatchPolicy, metrics: Metrics) -> Worker {
+        let (jobs, receiver) = mpsc::channel();
+        let batchable = policy.max_batch_size > 1 && model.signature().is_batchable();
+        std::thread::Builder::new()
+            .name("kiln-model".into())
+            .spawn(move || run(model, receiver, policy, batchable, metrics))
+            .expect("spawning the model thread");
+        Worker { jobs }
+    }
+
+    /// Runs validated inputs (in signature order) and returns every output.
+    pub async fn infer(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, ServeError> {
+        let rows = inputs
+            .first()
+            .and_then(|t| t.shape.first())
+            .map_or(1, |&d| d.max(0) as usize);
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job {
+                inputs,
+                rows,
+                enqueued: Instant::now(),
+                reply,
+            })
+            .map_err(|_| ServeError::Unavailable("the model worker has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| ServeError::Internal("the model worker stopped during inference".into()))?
+            .map_err(|e| ServeError::Internal(e.to_string()))
+    }
+}
+
+fn run(
+    mut model: Box<dyn Model>,
+    receiver: mpsc::Receiver<Job>,
+    policy: BatchPolicy,
+    batchable: bool,
+    metrics: Metrics,
+) {
+    let mut carried: Option<Job> = None;
+    loop {
+        let first = match carried.take() {
+            Some(job) => job,
+            None => match receiver.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            },
+        };
+        let mut batch = vec![first];
+        if batchable {
+            let deadline = batch[0].enqueued + policy.max_batch_delay;
+            let mut rows = batch[0].rows;
+            while rows < policy.max_batch_size {
+                let job = match receiver.try_recv() {
+                    Ok(job) => job,
+                    Err(mpsc::TryRecvError::Disconnected) => break,
+                    Err(mpsc::TryRecvError::Empty) => {
+                        let now = Instant::now();
+                        if now >= deadline {
+                            break;
+                        }
+                        match receiver.recv_timeout(deadline - now) {
+                            Ok(job) => job,
+                            Err(_) => break,
+                        }
+                    }
+                };
+                if rows + job.rows <= policy.max_batch_size && joinable(&batch[0], &job) {
+                    rows += job.rows;
+                    batch.push(job);
+                } else {
+                    carried = Some(job);
+                    break;
+                }
+            }
+        }
+        let started = Instant::now();
+        for job in &batch {
+            metrics
+                .queue_time
+                .observe(started.duration_since(job.enqueued).as_secs_f64());
+        }
+        run_batch(&mut *model, batch, &metrics);
+    }
+}
+
+fn joinable(a: &Job, b: &Job) -> bool {
+    a.inputs
+        .iter()
+        .zip(&b.inputs)
+        .all(|(x, y)| x.shape.get(1..) == y.shape.get(1..))
+}
+
+fn run_batch(model: &mut dyn Model, mut batch: Vec<Job>, metrics: &Metrics) {
+    let total_rows: usize = batch.iter().map(|j| j.rows).sum();
+    metrics.batch_size.observe(total_rows as f64);
+    if batch.len() == 1 {
+        let job = batch.pop().expect("one job");
+        let result = model.infer(job.inputs);
+        let _ = job.reply.send(result);
+        return;
+    }
+    let inputs = concat_inputs(&batch, total_rows);
+    let result = model
+        .infer(inputs)
+        .and_then(|outputs| split_outputs(outputs, &batch, total_rows));
+    match result {
+        Ok(per_job) => {
+            for (job, outputs) in batch.into_iter().zip(per_job) {
+                let _ = job.reply.send(Ok(outputs));
+            }
+        }
+        Err(e) => {
+            for job in batch {
+                let _ = job.reply.send(Err(InferError(e.0.clone())));
+            }
+        }
+    }
+}
+
+fn concat_inputs(batch: &[Job], total_rows: usize) -> Vec<Tensor> {
+    let template = &batch[0].inputs;
+    template
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let mut data =
+                BytesMut::with_capacity(batch.iter().map(|j| j.inputs[i].data.len()).sum());
+            for job in batch {
+                data.extend_from_slice(&job.inputs[i].data);
+            }
+            let mut shape = t.shape.clone();
+            shape[0] = total_rows as i64;
+            Tensor {
+                name: t.name.clone(),
+                datatype: t.datatype,
+                shape,
+                data: data.freeze(),
+            }
+        })
+        .collect()
+}
+
+fn split_outputs(
+    outputs: Vec<Tensor>,
+    batch: &[Job],
+    total_rows: usize,
+) -> Result<Vec<Vec<Tensor>>, InferError> {
+    let mut per_job: Vec<Vec<Tensor>> = batch
+        .iter()
+        .map(|_| Vec::with_capacity(outputs.len()))
+        .collect();
+    for out in outputs {
+        if out.shape.first().copied() != Some(total_rows as i64) || total_rows == 0 {
+            return Err(InferError(format!(
+                "output '{}' has shape {:?}, which does not follow the batch of {total_rows} rows",
+                out.name, out.shape
+            )));
+        }
+        let row_bytes = out.data.len() / total_rows;
+        let mut offset = 0;
+        for (job, outputs) in batch.iter().zip(per_job.iter_mut()) {
+            let len = job.rows * row_bytes;
+            let mut shape = out.shape.clone();
+            shape[0] = job.rows as i64;
+            outputs.push(Tensor {
+                name: out.name.clone(),
+                datatype: out.datatype,
+                shape,
+                data: Bytes::slice(&out.data, offset..offset + len),
+            });
+            offset += len;
+        }
+    }
+    Ok(per_job)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Signature, TensorSpec};
+    use kiln_api::protocol::DataType;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Doubles its input and counts the runs and the largest batch.
+    struct Doubler {
+        signature: Signature,
+        runs: Arc<AtomicUsize>,
+        largest: Arc<AtomicUsize>,
+    }
+
+    impl Model for Doubler {
+        fn signature(&self) -> &Signature {
+            &self.signature
+        }
+        fn platform(&self) -> &'static str {
+            "test"
+        }
+        fn infer(&mut self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, InferError> {
+            std::thread::sleep(Duration::from_millis(5));
+            self.runs.fetch_add(1, Ordering::SeqCst);
+            self.largest
+                .fetch_max(inputs[0].shape[0] as usize, Ordering::SeqCst);
+            let values: Vec<f32> = bytemuck::pod_collect_to_vec(&inputs[0].data);
+            let doubled: Vec<u8> = values
+                .iter()
+                .flat_map(|v| (v * 2.0).to_le_bytes())
+                .collect();
+            Ok(vec![Tensor {
+                name: "y".into(),
+                datatype: DataType::Fp32,
+                shape: inputs[0].shape.clone(),
+                data: doubled.into(),
+            }])
+        }
+    }
+
+    fn doubler() -> (Box<dyn Model>, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let largest = Arc::new(AtomicUsize::new(0));
+        let spec = |n: &str| TensorSpec {
+            name: n.into(),
+            datatype: DataType::Fp32,
+            shape: vec![-1, 2],
+        };
+        let model = Doubler {
+            signature: Signature {
+                inputs: vec![spec("x")],
+                outputs: vec![spec("y")],
+            },
+            runs: runs.clone(),
+            largest: largest.clone(),
+        };
+        (Box::new(model), runs, largest)
+    }
+
+    fn input(rows: usize, base: f32) -> Vec<Tensor> {
+        let data: Vec<u8> = (0..rows * 2)
+            .flat_map(|i| (base + i as f32).to_le_bytes())
+            .collect();
+        vec![Tensor {
+            name: "x".into(),
+            datatype: DataType::Fp32,
+            shape: vec![rows as i64, 2],
+            data: data.into(),
+        }]
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_callers_are_batched_and_each_gets_its_own_rows() {
+        let (model, runs, largest) = doubler();
+        let policy = BatchPolicy {
+            max_batch_size: 16,
+            max_batch_delay: Duration::from_millis(50),
+        };
+        let worker = Worker::spawn(model, policy, Metrics::new("t"));
+        let calls = (0..12).map(|i| {
+            let worker = worker.clone();
+            let rows = 1 + i % 2;
+            async move {
+                let out = worker.infer(input(rows, i as f32 * 100.0)).await.unwrap();
+                (i, rows, out)
+            }
+        });
+        for (i, rows, out) in futures::future::join_all(calls).await {
+            assert_eq!(out[0].shape, vec![rows as i64, 2]);
+            let values: Vec<f32> = bytemuck::pod_collect_to_vec(&out[0].data);
+            let expected: Vec<f32> = (0..rows * 2)
+                .map(|k| (i as f32 * 100.0 + k as f32) * 2.0)
+                .collect();
+            assert_eq!(values, expected, "caller {i} got someone else's rows");
+        }
+        assert!(runs.load(Ordering::SeqCst) < 12, "requests were not joined");
+        assert!(largest.load(Ordering::SeqCst) <= 16);
+    }
+
+    #[tokio::test]
+    async fn without_batching_every_request_runs_alone() {
+        let (model, runs, largest) = doubler();
+        let policy = BatchPolicy {
+            max_batch_size: 1,
+            max_batch_delay: Duration::ZERO,
+        };
+        let worker = Worker::spawn(model, policy, Metrics::new("t"));
+        let calls = (0..4).map(|i| {
+            let worker = worker.clone();
+            async move { worker.infer(input(1, i as f32)).await.unwrap() }
+        });
+        futures::future::join_all(calls).await;
+        assert_eq!(runs.load(Ordering::SeqCst), 4);
+        assert_eq!(largest.load(Ordering::SeqCst), 1);
+    }
+}

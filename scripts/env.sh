@@ -1,0 +1,6 @@
+# Sourced by the other scripts: where the native libraries are, for builds that link them.
+KILN_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+KILN_CACHE="${KILN_CACHE:-$KILN_ROOT/.kiln-cache}"
+export LIBTORCH="${LIBTORCH:-$KILN_CACHE/native/libtorch}"
+export LIBTORCH_BYPASS_VERSION_CHECK=1
+export PATH="$KILN_CACHE/venv/bin:$PATH"

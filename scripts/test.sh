@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs every test on a fresh machine: fetches what is missing (scripts/setup.sh), builds
+# both binaries, makes the fixtures, then runs the whole workspace's tests.
+#   scripts/test.sh          all tests
+#   scripts/test.sh --lint   also rustfmt --check and clippy -D warnings first
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$KILN_ROOT"
+"$KILN_ROOT/scripts/setup.sh"
+if [ "${1:-}" = "--lint" ]; then
+  cargo fmt --all --check
+  cargo clippy --workspace --all-targets -- -D warnings
+fi
+cargo build --workspace --bins
+"$KILN_ROOT/scripts/make_fixtures.sh"
+cargo test --workspace --no-fail-fast

@@ -96,6 +96,7 @@ impl StorageError {
 
     /// Classifies an `object_store` error raised while doing `op` (e.g. "listing").
     pub(crate) fn store(uri: &str, op: &str, error: object_store::Error) -> Self {
+        let allow_http = allow_http_variable(uri);
         let uri = uri.to_string();
         let message = tidy(&one_line(&error));
         let status = |code: &str| message.contains(&format!("status code: {code}"));
@@ -120,8 +121,9 @@ impl StorageError {
             _ if message.contains("builder error") && message.contains("http://") => Self::Config {
                 uri,
                 reason: format!(
-                    "{op}: plain-HTTP endpoint refused; set AWS_ALLOW_HTTP=true (S3), or use \
-                         an https endpoint ({message})"
+                    "{op}: plain-HTTP endpoint refused; set {}=true to allow it, or use an \
+                     https endpoint ({message})",
+                    allow_http
                 ),
             },
             _ => Self::Remote {
@@ -129,6 +131,16 @@ impl StorageError {
                 detail: format!("{op} failed: {message}"),
             },
         }
+    }
+}
+
+/// The variable that allows plain HTTP for the store a URI names.
+fn allow_http_variable(uri: &str) -> &'static str {
+    match uri.split_once("://").map(|(scheme, _)| scheme) {
+        Some("gs") => "GOOGLE_ALLOW_HTTP",
+        Some("az" | "azure") => "AZURE_ALLOW_HTTP",
+        Some("http" | "https") if uri.contains(".blob.core.windows.net") => "AZURE_ALLOW_HTTP",
+        _ => "AWS_ALLOW_HTTP",
     }
 }
 

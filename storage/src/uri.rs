@@ -165,9 +165,10 @@ fn truthy(value: Option<&str>) -> bool {
     )
 }
 
-/// S3 from the standard AWS variables, plus KServe's `S3_ENDPOINT`, `S3_USE_HTTPS` and
-/// `S3_VERIFY_SSL`.
-fn s3(uri: &str, bucket: &str, env: &Env) -> Result<Arc<dyn ObjectStore>, StorageError> {
+/// The S3 endpoint (`AWS_ENDPOINT_URL_S3`, then `AWS_ENDPOINT_URL`, `AWS_ENDPOINT`, then
+/// KServe's `S3_ENDPOINT` host with `S3_USE_HTTPS`), and whether plain HTTP is allowed
+/// (`AWS_ALLOW_HTTP=true`, or KServe's `S3_USE_HTTPS=0`).
+fn s3_endpoint(env: &Env) -> (Option<String>, bool) {
     let kserve_http = get(env, "S3_USE_HTTPS") == Some("0");
     let endpoint = get(env, "AWS_ENDPOINT_URL_S3")
         .or_else(|| get(env, "AWS_ENDPOINT_URL"))
@@ -181,6 +182,16 @@ fn s3(uri: &str, bucket: &str, env: &Env) -> Result<Arc<dyn ObjectStore>, Storag
             })
         });
     let allow_http = truthy(get(env, "AWS_ALLOW_HTTP")) || kserve_http;
+    (
+        endpoint.map(|e| e.trim_end_matches('/').to_string()),
+        allow_http,
+    )
+}
+
+/// S3 from the standard AWS variables, plus KServe's `S3_ENDPOINT`, `S3_USE_HTTPS` and
+/// `S3_VERIFY_SSL`.
+fn s3(uri: &str, bucket: &str, env: &Env) -> Result<Arc<dyn ObjectStore>, StorageError> {
+    let (endpoint, allow_http) = s3_endpoint(env);
     if let Some(endpoint) = &endpoint
         && endpoint.starts_with("http://")
         && !allow_http
@@ -321,4 +332,70 @@ fn azure(
             e => StorageError::store(uri, "configuring Azure", e),
         })?;
     Ok(Arc::new(store))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Env {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_s3_specific_endpoint_wins() {
+        let e = env(&[
+            ("AWS_ENDPOINT_URL", "https://generic"),
+            ("AWS_ENDPOINT_URL_S3", "https://s3-only/"),
+            ("S3_ENDPOINT", "kserve:9000"),
+        ]);
+        assert_eq!(s3_endpoint(&e), (Some("https://s3-only".into()), false));
+        let e = env(&[
+            ("AWS_ENDPOINT_URL", "http://minio:9000"),
+            ("AWS_ALLOW_HTTP", "TRUE"),
+        ]);
+        assert_eq!(s3_endpoint(&e), (Some("http://minio:9000".into()), true));
+        assert_eq!(s3_endpoint(&env(&[])), (None, false));
+    }
+
+    #[test]
+    fn kserve_s3_variables_give_the_scheme() {
+        let e = env(&[("S3_ENDPOINT", "minio:9000"), ("S3_USE_HTTPS", "0")]);
+        assert_eq!(s3_endpoint(&e), (Some("http://minio:9000".into()), true));
+        let e = env(&[("S3_ENDPOINT", "minio:9000")]);
+        assert_eq!(s3_endpoint(&e), (Some("https://minio:9000".into()), false));
+    }
+
+    #[test]
+    fn uris_name_their_store_and_key() {
+        let e = env(&[("AWS_REGION", "eu-west-1")]);
+        let Target::Remote(r) = resolve("s3://bucket/a/b%20c/", &e).unwrap() else {
+            panic!("not remote")
+        };
+        assert_eq!(r.key.as_ref(), "a/b c");
+        assert!(r.listable);
+        let Target::Remote(r) = resolve("https://host:8443/dir/model.tar.gz", &e).unwrap() else {
+            panic!("not remote")
+        };
+        assert_eq!(r.key.as_ref(), "dir/model.tar.gz");
+        assert!(!r.listable);
+        let e = env(&[("AZURE_STORAGE_ACCOUNT_KEY", "a2V5")]);
+        let Target::Remote(r) =
+            resolve("https://acct.blob.core.windows.net/container/m/v1", &e).unwrap()
+        else {
+            panic!("not remote")
+        };
+        assert_eq!(r.key.as_ref(), "m/v1");
+        assert!(matches!(
+            resolve("relative/dir", &e).unwrap(),
+            Target::Local(_)
+        ));
+        assert!(matches!(
+            resolve("file:///models/m", &e).unwrap(),
+            Target::Local(p) if p == std::path::Path::new("/models/m")
+        ));
+    }
 }

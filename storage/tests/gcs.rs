@@ -192,3 +192,27 @@ async fn a_service_account_file_can_point_at_the_emulator() {
         .unwrap();
     assert_eq!(tree(&model.dir), ["model.pt"]);
 }
+
+#[tokio::test]
+async fn a_plain_http_base_url_without_allow_http_says_what_to_set() {
+    let Some(gcs) = FakeGcs::start() else { return };
+    let cache = tempfile::tempdir().unwrap();
+    let key = cache.path().join("service-account.json");
+    std::fs::write(
+        &key,
+        format!(
+            "{{\"private_key\":\"\",\"private_key_id\":\"\",\"client_email\":\"\",\
+             \"disable_oauth\":true,\"gcs_base_url\":\"{}\"}}",
+            gcs.server.url()
+        ),
+    )
+    .unwrap();
+    let env = HashMap::from([(
+        "GOOGLE_SERVICE_ACCOUNT".to_string(),
+        key.display().to_string(),
+    )]);
+    let uri = "gs://models/m";
+    let err = fetch_with_env(uri, cache.path(), &env).await.unwrap_err();
+    let text = one_line_naming(&err, uri);
+    assert!(text.contains("GOOGLE_ALLOW_HTTP=true"), "{text}");
+}

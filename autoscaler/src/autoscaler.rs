@@ -26,6 +26,7 @@ pub struct ScaleDecision {
 pub struct Autoscaler {
     config: AutoscalerConfig,
     revisions: BTreeMap<RevisionKey, RevisionAutoscaler>,
+    decide_on_surge: bool,
 }
 
 impl Autoscaler {
@@ -35,6 +36,7 @@ impl Autoscaler {
         Ok(Self {
             config,
             revisions: BTreeMap::new(),
+            decide_on_surge: true,
         })
     }
 
@@ -76,15 +78,34 @@ impl Autoscaler {
         self.revisions.get(revision)
     }
 
-    /// Records a sample; returns `false` (and drops it) for an unknown revision.
-    pub fn record(&mut self, sample: &LoadSample) -> bool {
-        match self.revisions.get_mut(&sample.revision) {
-            Some(state) => {
-                state.record(sample);
-                true
-            }
-            None => false,
+    /// Whether a sample that shows a surge decides at once (see [`Autoscaler::record`]). On by
+    /// default.
+    pub fn decide_on_surge(&self) -> bool {
+        self.decide_on_surge
+    }
+
+    /// Turns deciding on a surging sample on or off; off is Knative's exact timing (decisions
+    /// only at ticks and pokes).
+    pub fn set_decide_on_surge(&mut self, on: bool) {
+        self.decide_on_surge = on;
+    }
+
+    /// Records a sample. Samples for unknown revisions are dropped.
+    ///
+    /// When the sample shows a surge, that is the panic window wants at least the panic
+    /// threshold (200%) times the replicas last asked for, the revision decides at once, at
+    /// `sample.at`, and the decision is returned; Knative would wait for its next tick. Turn
+    /// this off with [`Autoscaler::set_decide_on_surge`].
+    pub fn record(&mut self, sample: &LoadSample) -> Option<ScaleDecision> {
+        let state = self.revisions.get_mut(&sample.revision)?;
+        state.record(sample);
+        if !(self.decide_on_surge && state.is_surging(sample.at)) {
+            return None;
         }
+        Some(ScaleDecision {
+            revision: sample.revision.clone(),
+            outcome: state.tick(sample.at),
+        })
     }
 
     /// Sets a revision's ready replica count; returns `false` for an unknown revision.

@@ -81,6 +81,14 @@ impl Decider {
         self.panic_time.is_some()
     }
 
+    /// Whether the panic window at `now` wants at least the panic threshold times `replicas`
+    /// (at least one): load has outrun what was asked for. Changes nothing.
+    pub fn is_surging(&self, now: Duration, replicas: u32) -> bool {
+        let replicas = f64::from(replicas.max(1));
+        let panic_wanted = (self.panic.average(now.as_secs()) / self.spec.target).ceil();
+        panic_wanted / replicas >= self.spec.panic_threshold
+    }
+
     /// Decides at `now` with `ready` ready replicas.
     pub fn decide(&mut self, now: Duration, ready: u32) -> Decision {
         let spec = &self.spec;

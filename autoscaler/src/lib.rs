@@ -62,10 +62,17 @@
 //!   whole concurrency, including requests held while it has no replica, so there is no
 //!   scraping, no per-pod averaging and no activator stat merging. Two values for one second
 //!   keep the larger (Knative adds the stats of one scrape); the router sends one per second.
-//! - **A poke counts as demand of one** (concurrency and rps) for the current second, in both
-//!   windows. Knative's activator reports the held request's concurrency, which has the same
+//! - **A poke counts as demand of one** (concurrency and rps) for the second under way (the
+//!   one the router's next sample will describe), in both windows. Knative's activator reports the held request's concurrency, which has the same
 //!   effect: the poked revision will not go back to zero before a stable window plus the
 //!   grace period has passed.
+//! - **A surging sample decides at once.** When a sample shows that the panic window wants at
+//!   least the panic threshold (200%) times the replicas last asked for, the revision decides
+//!   at the sample's time instead of at the next tick, so a burst is answered up to one tick
+//!   sooner. Without it, a step that starts just before a tick is diluted over the panic
+//!   window at that tick and the fleet comes a tick later; the step trace then misses its
+//!   goal (see `benches/RESULTS-autoscaler.md`). Knative's exact timing is one call away:
+//!   [`Autoscaler::set_decide_on_surge`]`(false)`.
 //! - **No activator mode switching**: `target-burst-capacity` and `activator-capacity` are
 //!   accepted and validated but not acted on; Kiln's router always counts held requests, so
 //!   there is no excess burst capacity to compute.

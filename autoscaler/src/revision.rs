@@ -107,6 +107,12 @@ impl RevisionAutoscaler {
         self.decider.record(sample.at, value);
     }
 
+    /// Whether the panic window wants at least the panic threshold times the replicas last
+    /// asked for (see [`Decider::is_surging`]).
+    pub fn is_surging(&self, now: Duration) -> bool {
+        self.decider.is_surging(now, self.replicas)
+    }
+
     /// Sets how many replicas are ready (serving), as the backend reports it.
     pub fn set_ready(&mut self, ready: u32) {
         self.ready = ready;
@@ -120,11 +126,13 @@ impl RevisionAutoscaler {
         self.settle(wanted, decision)
     }
 
-    /// A request waits for this revision: counts as demand of one for the current second and,
-    /// when the revision is at zero, decides at once, with at least `max(1, activation-scale)`
-    /// replicas. Returns `None` when the revision already has replicas (or is getting them).
+    /// A request waits for this revision: counts as demand of one for the second under way
+    /// (the one the router's next sample, stamped at its end, will describe) and, when the
+    /// revision is at zero, decides at once, with at least `max(1, activation-scale)` replicas.
+    /// Returns `None` when the revision already has replicas (or is getting them).
     pub fn poke(&mut self, now: Duration) -> Option<Outcome> {
-        self.decider.record(now, 1.0);
+        self.decider
+            .record(Duration::from_secs(now.as_secs() + 1), 1.0);
         if self.replicas > 0 {
             return None;
         }

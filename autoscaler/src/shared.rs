@@ -31,7 +31,8 @@ where
 /// - The controller calls [`SharedAutoscaler::upsert_revision`] for each revision,
 ///   [`SharedAutoscaler::set_ready`] when the backend reports ready replicas, and
 ///   [`SharedAutoscaler::tick`] every [`Autoscaler::tick_interval`].
-/// - Every changed count goes to the [`Scaler`], also from a poke; the call is made under the
+/// - Every changed count goes to the [`Scaler`], also from a poke or a surging
+///   sample (see [`Autoscaler::record`]); the call is made under the
 ///   lock so that counts reach the scaler in the order they were decided. The scaler must
 ///   therefore return quickly (hand the count to a task, for instance).
 pub struct SharedAutoscaler<S, C> {
@@ -98,7 +99,12 @@ impl<S: Scaler, C: Clock> SharedAutoscaler<S, C> {
 
 impl<S: Scaler, C: Clock> LoadSink for SharedAutoscaler<S, C> {
     fn record(&self, sample: LoadSample) {
-        self.lock().record(&sample);
+        let mut inner = self.lock();
+        if let Some(d) = inner.record(&sample)
+            && d.outcome.changed
+        {
+            self.scaler.scale(&d.revision, d.outcome.replicas);
+        }
     }
 }
 

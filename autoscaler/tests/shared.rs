@@ -72,10 +72,12 @@ fn a_new_revision_is_sent_its_initial_scale() {
 #[test]
 fn ticks_send_only_changed_counts() {
     let f = Fixture::new();
-    f.shared
-        .upsert_revision(f.key.clone(), &RevisionScaling::default())
-        .unwrap();
-    f.shared.set_ready(&f.key, 1);
+    let three = RevisionScaling {
+        initial_scale: Some(3),
+        ..Default::default()
+    };
+    f.shared.upsert_revision(f.key.clone(), &three).unwrap();
+    f.shared.set_ready(&f.key, 3);
     f.scaled.take();
     for s in 1..=10 {
         f.shared.record(LoadSample {
@@ -85,6 +87,11 @@ fn ticks_send_only_changed_counts() {
             requests_per_second: 0.0,
         });
     }
+    assert_eq!(
+        f.scaled.take(),
+        vec![],
+        "2 wanted of 3: no surge, samples decide nothing"
+    );
     assert_eq!(f.at(10).shared.tick()[0].outcome.replicas, 2);
     f.shared.set_ready(&f.key, 2);
     assert_eq!(f.at(12).shared.tick()[0].outcome.replicas, 2);
@@ -135,4 +142,21 @@ fn samples_and_pokes_for_unknown_revisions_are_ignored() {
     });
     assert!(f.shared.with(|a| a.revision(&stranger).is_none()));
     assert_eq!(f.scaled.take(), vec![]);
+}
+
+#[test]
+fn a_surging_sample_reaches_the_scaler_without_a_tick() {
+    let f = Fixture::new();
+    f.shared
+        .upsert_revision(f.key.clone(), &RevisionScaling::default())
+        .unwrap();
+    f.shared.set_ready(&f.key, 1);
+    f.scaled.take();
+    f.shared.record(LoadSample {
+        revision: f.key.clone(),
+        at: Duration::from_secs(1),
+        average_concurrency: 700.0,
+        requests_per_second: 0.0,
+    });
+    assert_eq!(f.scaled.take(), vec![(f.key.to_string(), 10)]);
 }

@@ -16,6 +16,8 @@ use crate::{LocalModel, StorageError, archive};
 
 /// Longest wait for a response to start, or for the next chunk of a body.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest time listing a prefix (all pages) or reading one object's metadata may take.
+const LIST_TIMEOUT: Duration = Duration::from_secs(120);
 /// Objects downloaded at once.
 const PARALLEL: usize = 4;
 
@@ -41,7 +43,12 @@ pub(crate) async fn fetch(
     remote: Remote,
     cache: &Cache,
 ) -> Result<LocalModel, StorageError> {
-    let inventory = inventory(uri, &remote).await?;
+    let inventory = tokio::time::timeout(LIST_TIMEOUT, inventory(uri, &remote))
+        .await
+        .map_err(|_| StorageError::Remote {
+            uri: uri.to_string(),
+            detail: format!("listing did not finish within {}s", LIST_TIMEOUT.as_secs()),
+        })??;
     let items = match &inventory {
         Inventory::Folder(items) => items.iter().collect::<Vec<_>>(),
         Inventory::File(item) => vec![item],

@@ -305,10 +305,12 @@ fn step(at: f64) -> Trace {
     }
 }
 
-fn sine() -> Trace {
+/// 0 to 500 rps and back over `period` seconds, starting at the trough.
+fn sine(period: u64) -> Trace {
+    let p = period as f64;
     Trace {
-        seconds: 86_400,
-        rate: Box::new(|t| 250.0 * (1.0 - (2.0 * PI * t / 86_400.0).cos())),
+        seconds: period,
+        rate: Box::new(move |t| 250.0 * (1.0 - (2.0 * PI * t / p).cos())),
     }
 }
 
@@ -407,7 +409,7 @@ fn main() {
             }
         ));
 
-        let r = run(&sine(), setting);
+        let r = run(&sine(86_400), setting);
         print_row("sine (24 h)", setting.name, &r);
         let ratio = r.replica_ms as f64 / 1000.0 / r.ideal_replica_seconds as f64;
         goals.push(format!(
@@ -421,6 +423,11 @@ fn main() {
             }
         ));
 
+        print_row(
+            "sine (1 h period, stress)",
+            setting.name,
+            &run(&sine(3_600), setting),
+        );
         print_row("spiky (2 h)", setting.name, &run(&spiky(), setting));
     }
     println!("\nGoals:");

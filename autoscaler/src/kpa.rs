@@ -55,13 +55,16 @@ impl Decider {
         &self.spec
     }
 
-    /// Replaces the spec, keeping the samples that fit the new windows (all of them when the
-    /// metric changes too: the caller decides what it records).
+    /// Replaces the spec, keeping the samples that fit the new windows; a new metric starts
+    /// from empty windows (the old values measured something else).
     pub fn set_spec(&mut self, spec: ScalingSpec) {
-        if spec.stable_window != self.spec.stable_window {
+        if spec.metric != self.spec.metric {
+            self.stable = Window::new(spec.stable_window.as_secs());
+            self.panic = Window::new(spec.panic_window.as_secs());
+        } else if spec.stable_window != self.spec.stable_window {
             self.stable = self.stable.resized(spec.stable_window.as_secs());
         }
-        if spec.panic_window != self.spec.panic_window {
+        if spec.metric == self.spec.metric && spec.panic_window != self.spec.panic_window {
             self.panic = self.panic.resized(spec.panic_window.as_secs());
         }
         if spec.scale_down_delay != self.spec.scale_down_delay {

@@ -160,3 +160,33 @@ fn a_surging_sample_reaches_the_scaler_without_a_tick() {
     });
     assert_eq!(f.scaled.take(), vec![(f.key.to_string(), 10)]);
 }
+
+#[test]
+fn the_handle_serves_as_the_routers_load_sink_and_activation() {
+    let f = Fixture::new();
+    let shared = Arc::new(f.shared);
+    let sink: Arc<dyn LoadSink> = shared.clone();
+    let activation: Arc<dyn Activation> = shared.clone();
+    let scaling = RevisionScaling {
+        initial_scale: Some(0),
+        ..Default::default()
+    };
+    let err = shared.upsert_revision(f.key.clone(), &scaling).unwrap_err();
+    assert_eq!(
+        err.key(),
+        "autoscaling.knative.dev/initial-scale",
+        "zero needs allowing"
+    );
+    shared
+        .upsert_revision(f.key.clone(), &RevisionScaling::default())
+        .unwrap();
+    f.scaled.take();
+    sink.record(LoadSample {
+        revision: f.key.clone(),
+        at: Duration::from_secs(1),
+        average_concurrency: 0.0,
+        requests_per_second: 0.0,
+    });
+    activation.poke(&f.key);
+    assert_eq!(f.scaled.take(), vec![], "one replica already asked for");
+}

@@ -1,9 +1,9 @@
 //! `kiln-autoscaler`: Knative's KPA decisions from observed load, with time passed in.
 //!
 //! No I/O and no clock of its own: load comes in as [`kiln_api::load::LoadSample`]s, ready
-//! replica counts come from the backend, every call takes the time (a [`std::time::Duration`] since the
-//! epoch the router's samples use), and replica counts go out as return values or through a
-//! [`kiln_api::load::Scaler`].
+//! replica counts come from the backend, every call takes the time (a
+//! [`std::time::Duration`] since the epoch the router's samples use), and replica counts go
+//! out as return values or through a [`kiln_api::load::Scaler`].
 //!
 //! # Wiring
 //!
@@ -32,7 +32,8 @@
 //! The controller either drives an [`Autoscaler`] itself (`record`, `set_ready`, `poke`,
 //! `tick(now)`) or wraps it in a [`SharedAutoscaler`], which implements the router's
 //! [`kiln_api::load::LoadSink`] and [`kiln_api::load::Activation`] traits, reads a [`Clock`],
-//! and sends changed counts to a [`kiln_api::load::Scaler`], from ticks and from pokes alike.
+//! and sends changed counts to a [`kiln_api::load::Scaler`], from ticks, pokes and surging
+//! samples alike.
 //!
 //! # Semantics (Knative Serving's KPA)
 //!
@@ -63,9 +64,9 @@
 //!   scraping, no per-pod averaging and no activator stat merging. Two values for one second
 //!   keep the larger (Knative adds the stats of one scrape); the router sends one per second.
 //! - **A poke counts as demand of one** (concurrency and rps) for the second under way (the
-//!   one the router's next sample will describe), in both windows. Knative's activator reports the held request's concurrency, which has the same
-//!   effect: the poked revision will not go back to zero before a stable window plus the
-//!   grace period has passed.
+//!   one the router's next sample will describe), in both windows. Knative's activator
+//!   reports the held request's concurrency, which has the same effect: the poked revision
+//!   will not go back to zero before a stable window plus the grace period has passed.
 //! - **A surging sample decides at once.** When a sample shows that the panic window wants at
 //!   least the panic threshold (200%) times the replicas last asked for, the revision decides
 //!   at the sample's time instead of at the next tick, so a burst is answered up to one tick
@@ -85,6 +86,9 @@
 //! - **Reachability**: Knative ignores min-scale and the scale-down rate for revisions that
 //!   receive no traffic (unreachable). Kiln has no such signal here; the controller removes
 //!   revisions that are no longer routed.
+//! - **Activation scale applies when the windows show demand** (`ceil(average / target) > 0`),
+//!   not to a count that is above zero only because of the scale-down rate limit; otherwise a
+//!   revision with `activation-scale` above 1 could never halve its way down to zero.
 //! - **Initial scale** is kept until the revision has had `initial-scale` ready replicas once
 //!   (Knative: until its scale target is initialised, which is the same condition).
 //! - **KServe defaults**: [`RevisionScaling::with_predictor`] applies KServe's

@@ -6,4 +6,7 @@ cd "$KILN_ROOT"
 out="${KILN_FIXTURES:-$KILN_CACHE/fixtures}"
 mkdir -p "$out"
 "$KILN_CACHE/venv/bin/python" scripts/make_fixtures.py "$out"
-cargo run --quiet -p kiln-predictor-torch --example make_torch_fixture -- "$out"
+# Same profile as the binaries being tested or served (KILN_PROFILE=release from up.sh).
+profile=()
+[ "${KILN_PROFILE:-debug}" = release ] && profile=(--release)
+cargo run --quiet "${profile[@]}" -p kiln-predictor-torch --example make_torch_fixture -- "$out"

@@ -17,6 +17,8 @@ struct Cli {
 enum Command {
     /// Serve one model (ONNX or TorchScript) over v1/v2 REST and v2 gRPC.
     Predictor(kiln_predictor::PredictorArgs),
+    /// Run the data plane on its own, from a routing file that is watched for changes.
+    Router(kiln_router::cli::RouterArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -34,6 +36,9 @@ fn main() -> std::process::ExitCode {
     };
     let result = match cli.command {
         Command::Predictor(args) => runtime.block_on(predictor::run(args)),
+        Command::Router(args) => runtime
+            .block_on(kiln_router::cli::run(args))
+            .map_err(anyhow::Error::from),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -56,7 +56,15 @@ impl Predictor {
 
     /// Like [`try_start`], with extra environment variables.
     pub fn try_start_with(args: &[&str], env: &[(&str, &str)]) -> Result<Predictor, String> {
-        let cache = tempfile::tempdir().unwrap().keep();
+        Self::try_start_in(&tempfile::tempdir().unwrap().keep(), args, env)
+    }
+
+    /// Like [`try_start_with`], with the model cache in `cache`.
+    pub fn try_start_in(
+        cache: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Predictor, String> {
         let mut command = Command::new(env!("CARGO_BIN_EXE_kiln"));
         command
             .arg("predictor")
@@ -69,7 +77,7 @@ impl Predictor {
                 "0",
             ])
             .arg("--model-cache-dir")
-            .arg(&cache)
+            .arg(cache)
             .args(args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())

@@ -1,0 +1,1 @@
+//! kiln-controller: desired state into running revisions (issue 5; in progress).

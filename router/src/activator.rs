@@ -43,14 +43,18 @@ impl Queue {
     }
 }
 
-/// Removes a waiter from the queue when its request stops waiting for any reason.
+/// Removes a waiter from the queue when its request stops waiting for any reason (served,
+/// timed out, client gone), and records the time it waited.
 struct Waiting<'a> {
     revision: &'a Arc<Revision>,
     id: u64,
+    since: Instant,
 }
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
+        let waited = self.since.elapsed().as_secs_f64();
+        self.revision.stats.metrics.queued.observe(waited);
         let queue = &self.revision.queue;
         let mut waiters = queue.waiters.lock();
         if waiters.entries.remove(&self.id).is_some() {
@@ -61,12 +65,9 @@ impl Drop for Waiting<'_> {
 
 impl Revision {
     /// A slot on an endpoint: at once when one is free and nobody waits before us, otherwise
-    /// after waiting in the queue until `deadline`.
-    pub(crate) async fn acquire(
-        self: &Arc<Self>,
-        deadline: Instant,
-        timeout: std::time::Duration,
-    ) -> Result<Lease, RequestError> {
+    /// after waiting in the queue (the caller bounds the wait with the request's deadline;
+    /// dropping this future leaves the queue).
+    pub(crate) async fn acquire(self: &Arc<Self>) -> Result<Lease, RequestError> {
         if self.queue.len() == 0
             && let Some(lease) = self.try_lease()
         {
@@ -91,23 +92,25 @@ impl Revision {
             drop(spare);
             (id, cold)
         };
-        let waiting = Waiting { revision: self, id };
+        let waiting = Waiting {
+            revision: self,
+            id,
+            since: enqueued,
+        };
         if cold {
             self.shared.activation.poke(&self.key);
         }
-        let outcome = tokio::time::timeout_at(deadline, rx).await;
+        let outcome = rx.await;
         drop(waiting);
-        let waited = enqueued.elapsed().as_secs_f64();
-        self.stats.metrics.queued.observe(waited);
         match outcome {
-            Ok(Ok(lease)) => {
+            Ok(lease) => {
                 if cold {
+                    let waited = enqueued.elapsed().as_secs_f64();
                     self.stats.metrics.cold_start.observe(waited);
                 }
                 Ok(lease)
             }
-            Ok(Err(_)) => Err(RequestError::Gone(self.key.revision.clone())),
-            Err(_) => Err(RequestError::Timeout(timeout)),
+            Err(_) => Err(RequestError::Gone(self.key.revision.clone())),
         }
     }
 

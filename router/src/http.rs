@@ -148,7 +148,8 @@ impl App {
             .get(header::CONTENT_TYPE)
             .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
         if is_grpc {
-            return self.handle_grpc(req).await;
+            // Boxed: the gRPC path's states would otherwise widen every HTTP request's future.
+            return Box::pin(self.handle_grpc(req)).await;
         }
         let path = req.uri().path();
         match path {

@@ -262,12 +262,18 @@ pub(crate) async fn forward(
     let attempt = async {
         let mut last = String::new();
         for _ in 0..MAX_ATTEMPTS {
-            let lease = revision.acquire(deadline, timeout).await?;
+            let lease = revision.acquire().await?;
             let endpoint = lease.endpoint().clone();
             prepare(&mut req, upstream, endpoint.addr());
             let sent = match upstream {
-                Upstream::Http1 => endpoint.pool.send_h1(req).await.map(|(r, s)| (r, Some(s))),
-                Upstream::Http2 => endpoint.pool.send_h2(req).await.map(|r| (r, None)),
+                // Boxed: the connect and handshake states are large, and a request held in
+                // the activator should not carry their space.
+                Upstream::Http1 => Box::pin(endpoint.pool.send_h1(req))
+                    .await
+                    .map(|(r, s)| (r, Some(s))),
+                Upstream::Http2 => Box::pin(endpoint.pool.send_h2(req))
+                    .await
+                    .map(|r| (r, None)),
             };
             match sent {
                 Ok((response, connection)) => return Ok((response, lease, connection)),

@@ -25,6 +25,7 @@ pub mod layout;
 pub mod metrics;
 pub mod model;
 pub mod native;
+pub mod parent;
 mod pbtxt;
 pub mod runtime;
 pub mod server;

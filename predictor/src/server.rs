@@ -40,6 +40,9 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// Started by a supervisor that is already gone.
+    #[error("{0}")]
+    Orphaned(String),
     /// A server failed while running.
     #[error("server failed: {0}")]
     Serve(String),
@@ -56,6 +59,7 @@ pub enum Outcome {
 
 /// Runs the predictor until SIGINT or SIGTERM.
 pub async fn run(args: PredictorArgs, runtimes: Runtimes) -> Result<Outcome, StartError> {
+    crate::parent::follow_parent().map_err(StartError::Orphaned)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;

@@ -205,3 +205,36 @@ async fn messages_larger_than_tonic_default_are_accepted() {
     let r = c.model_infer(request).await.unwrap().into_inner();
     assert_eq!(r.outputs[0].shape, vec![rows as i64, 10]);
 }
+
+#[tokio::test]
+async fn grpc_is_also_served_on_the_http_port() {
+    let p = mlp();
+    let mut c = GrpcInferenceServiceClient::connect(format!("http://127.0.0.1:{}", p.http_port))
+        .await
+        .unwrap();
+    let request = ModelInferRequest {
+        model_name: "mlp".into(),
+        inputs: vec![input(vec![1, 784], None)],
+        raw_input_contents: vec![
+            input_row(2)
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect::<Vec<u8>>()
+                .into(),
+        ],
+        ..Default::default()
+    };
+    let r = c.model_infer(request).await.unwrap().into_inner();
+    assert_close(
+        &floats(&r.raw_output_contents[0]),
+        &reference_mlp(&input_row(2)),
+    );
+    // REST still answers on the same port, unknown paths still get the JSON 404.
+    let status = reqwest::get(p.url("/v2/health/ready"))
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    let missing = reqwest::get(p.url("/nothing")).await.unwrap();
+    assert_eq!(missing.status(), 404);
+}

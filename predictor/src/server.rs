@@ -195,7 +195,12 @@ async fn serve(
         http.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         }),
-        crate::http::router(state.clone()),
+        // gRPC is also served on the HTTP port (recognised by its path and content type),
+        // so that a router can reach both protocols through one endpoint.
+        crate::http::router(state.clone()).route_service(
+            "/inference.GRPCInferenceService/{*method}",
+            crate::grpc::service(state.clone()),
+        ),
     )
     .with_graceful_shutdown(stopped(stop.clone()));
     let grpc_server = tonic::transport::Server::builder()

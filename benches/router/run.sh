@@ -4,20 +4,28 @@
 # request; peak RSS with 10,000 requests held in the activator queue.
 #
 # Usage: benches/router/run.sh [measured-seconds-per-run]      (from anywhere)
-# Pinning: load generator on CPU 1; router / nginx and the upstream on CPU 0.
+# Pinning: router / nginx alone on CPU $ROUTER_CPU (default 0); load generator and upstream on
+# CPU $LOAD_CPU (default 1).
+# Overrides: BIN=path/to/overhead (skips the build), NGINX_BIN=path/to/nginx.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 SECS=${1:-5}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-router}
-cargo build --release -q -p kiln-router --example overhead
-BIN=$CARGO_TARGET_DIR/release/examples/overhead
-
-if ! command -v nginx >/dev/null; then
-  apt-get install -y nginx >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y nginx >/dev/null; }
+ROUTER_CPU=${ROUTER_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+if [ -z "${BIN:-}" ]; then
+  export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-router}
+  cargo build --release -q -p kiln-router --example overhead
+  BIN=$CARGO_TARGET_DIR/release/examples/overhead
+fi
+if [ -z "${NGINX_BIN:-}" ]; then
+  if ! command -v nginx >/dev/null; then
+    apt-get install -y nginx >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y nginx >/dev/null; }
+  fi
+  NGINX_BIN=$(command -v nginx)
 fi
 
-UP_HTTP=38101 UP_GRPC=38102 R_HTTP=38110 R_GRPC=38111 NGINX=38120 HOLD_HTTP=38130 HOLD_GRPC=38131
+UP_HTTP=21101 UP_GRPC=21102 R_HTTP=21110 R_GRPC=21111 NG_PORT=21120 HOLD_HTTP=21130 HOLD_GRPC=21131
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
@@ -46,7 +54,7 @@ services:
         endpoints: []
 YAML
 mkdir -p "$WORK/nginx/logs"
-cat > "$WORK/nginx/nginx.conf" <<NGINX
+cat > "$WORK/nginx/nginx.conf" <<CONF
 worker_processes 1;
 daemon off;
 pid $WORK/nginx/nginx.pid;
@@ -54,14 +62,16 @@ error_log stderr warn;
 events { worker_connections 4096; }
 http {
   access_log off;
+  keepalive_requests 100000000;
+  keepalive_timeout 300s;
   client_body_temp_path $WORK/nginx/body;
   proxy_temp_path $WORK/nginx/proxy;
   fastcgi_temp_path $WORK/nginx/fastcgi;
   uwsgi_temp_path $WORK/nginx/uwsgi;
   scgi_temp_path $WORK/nginx/scgi;
-  upstream up { server 127.0.0.1:$UP_HTTP; keepalive 128; }
+  upstream up { server 127.0.0.1:$UP_HTTP; keepalive 128; keepalive_requests 100000000; }
   server {
-    listen 127.0.0.1:$NGINX;
+    listen 127.0.0.1:$NG_PORT;
     location / {
       proxy_pass http://up;
       proxy_http_version 1.1;
@@ -69,21 +79,21 @@ http {
     }
   }
 }
-NGINX
+CONF
 
-taskset -c 0 "$BIN" upstream --http-port $UP_HTTP --grpc-port $UP_GRPC & UP_PID=$!; PIDS+=($UP_PID)
-taskset -c 0 "$BIN" router --routes "$WORK/routes.yaml" --address 127.0.0.1 \
+taskset -c $LOAD_CPU "$BIN" upstream --http-port $UP_HTTP --grpc-port $UP_GRPC & UP_PID=$!; PIDS+=($UP_PID)
+taskset -c $ROUTER_CPU "$BIN" router --routes "$WORK/routes.yaml" --address 127.0.0.1 \
   --http-port $R_HTTP --grpc-port $R_GRPC & R_PID=$!; PIDS+=($R_PID)
-taskset -c 0 nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" & NG_PID=$!; PIDS+=($NG_PID)
-wait_port $UP_HTTP; wait_port $UP_GRPC; wait_port $R_HTTP; wait_port $R_GRPC; wait_port $NGINX
+taskset -c $ROUTER_CPU "$NGINX_BIN" -e stderr -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" & NG_PID=$!; PIDS+=($NG_PID)
+wait_port $UP_HTTP; wait_port $UP_GRPC; wait_port $R_HTTP; wait_port $R_GRPC; wait_port $NG_PORT
 NG_WORKERS=$(pgrep -P $NG_PID | paste -sd, -)
 
 RESULTS="$WORK/results.jsonl"
-load() { taskset -c 1 "$BIN" "$@" --seconds "$SECS" | tee -a "$RESULTS"; }
+load() { taskset -c $LOAD_CPU "$BIN" "$@" --seconds "$SECS" | tee -a "$RESULTS"; }
 for c in 1 8 64; do
   load load --label "http direct" --url http://127.0.0.1:$UP_HTTP/v2/models/echo/infer --concurrency $c --pids $UP_PID
   load load --label "http router" --url http://127.0.0.1:$R_HTTP/v2/models/echo/infer --concurrency $c --pids $R_PID
-  load load --label "http nginx" --url http://127.0.0.1:$NGINX/v2/models/echo/infer --concurrency $c --pids $NG_PID,$NG_WORKERS
+  load load --label "http nginx" --url http://127.0.0.1:$NG_PORT/v2/models/echo/infer --concurrency $c --pids $NG_PID,$NG_WORKERS
 done
 for c in 1 8 64; do
   load load-grpc --label "grpc direct" --url 127.0.0.1:$UP_GRPC --model echo-grpc --concurrency $c --pids $UP_PID
@@ -91,11 +101,11 @@ for c in 1 8 64; do
 done
 
 # Peak RSS with 10,000 requests held in the activator queue (a fresh router, cold revision).
-taskset -c 0 "$BIN" router --routes "$WORK/cold.yaml" --address 127.0.0.1 \
+taskset -c $ROUTER_CPU "$BIN" router --routes "$WORK/cold.yaml" --address 127.0.0.1 \
   --http-port $HOLD_HTTP --grpc-port $HOLD_GRPC & H_PID=$!; PIDS+=($H_PID)
 wait_port $HOLD_HTTP
 IDLE_RSS=$(awk '/VmRSS/ {print $2}' /proc/$H_PID/status)
-taskset -c 1 "$BIN" hold --url http://127.0.0.1:$HOLD_HTTP/v2/models/cold/infer --count 10000 \
+taskset -c $LOAD_CPU "$BIN" hold --url http://127.0.0.1:$HOLD_HTTP/v2/models/cold/infer --count 10000 \
   --metrics http://127.0.0.1:$HOLD_HTTP/metrics > "$WORK/hold.out" & HOLD_PID=$!; PIDS+=($HOLD_PID)
 for _ in $(seq 600); do grep -q held "$WORK/hold.out" 2>/dev/null && break; sleep 0.1; done
 cat "$WORK/hold.out"

@@ -88,9 +88,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cli = Cli::parse();
     match cli.command {
         Command::Router(args) => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
+            // As `kiln router` runs it: a multi-thread runtime, one worker per allowed CPU;
+            // OVERHEAD_RUNTIME=current-thread compares a single-threaded runtime.
+            let runtime = if std::env::var("OVERHEAD_RUNTIME").as_deref() == Ok("current-thread") {
+                current_thread()?
+            } else {
+                tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()?
+            };
             runtime.block_on(kiln_router::cli::run(args))?;
         }
         Command::Upstream {

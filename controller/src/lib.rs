@@ -1,1 +1,3 @@
 //! kiln-controller: desired state into running revisions (issue 5; in progress).
+
+pub mod local;

@@ -1,0 +1,167 @@
+//! What the local backend is given (settings, replica templates) and what it reports
+//! (endpoints, status, events).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kiln_api::load::RevisionKey;
+
+/// Counts the requests still in flight on an endpoint (the router's view). Used to drain:
+/// after `endpoint_draining`, the backend waits until this returns 0 (or `drain_timeout`
+/// passes) before it sends SIGTERM.
+pub type InFlightProbe = Arc<dyn Fn(&RevisionKey, &Endpoint) -> usize + Send + Sync>;
+
+/// Settings of the local backend.
+#[derive(Clone)]
+pub struct LocalBackendConfig {
+    /// The program that runs a replica: the `kiln` binary in production, `python3` in tests.
+    pub program: PathBuf,
+    /// Arguments placed before the template's: `["predictor"]` in production (see
+    /// [`LocalBackendConfig::new`]), a fake predictor script in tests.
+    pub program_args: Vec<String>,
+    /// Model cache shared by every replica (`--model-cache-dir`), so a cold start after the
+    /// first download does not download again.
+    pub model_cache_dir: PathBuf,
+    /// When set, replica stderr is also appended to `<log_dir>/<namespace>/<revision>.log`.
+    pub log_dir: Option<PathBuf>,
+    /// How long a stopping replica gets between SIGTERM and SIGKILL; also the longest the
+    /// backend waits for in-flight requests to reach 0 before SIGTERM.
+    pub drain_timeout: Duration,
+    /// Without an [`InFlightProbe`]: how long a draining endpoint stays up after
+    /// `endpoint_draining` so that the router stops picking it, before SIGTERM.
+    pub drain_grace: Duration,
+    /// Optional drain hand-shake with the router (see [`InFlightProbe`]).
+    pub in_flight: Option<InFlightProbe>,
+    /// A replica that has not printed its ready line within this time is killed and counts
+    /// as a failed start.
+    pub ready_timeout: Duration,
+    /// First delay before a crashed replica is replaced; doubles on each consecutive crash.
+    pub restart_backoff_min: Duration,
+    /// Largest delay before a crashed replica is replaced.
+    pub restart_backoff_max: Duration,
+    /// A replica that stayed ready this long before it crashed resets the back-off.
+    pub restart_backoff_reset: Duration,
+    /// After this many consecutive failed starts, the revision is reported unschedulable
+    /// (the backend keeps retrying at the largest back-off).
+    pub max_start_failures: u32,
+    /// GPU ids replicas may use (from `nvidia-smi -L` or `KILN_GPUS`); empty means none.
+    pub gpus: Vec<String>,
+    /// How many recent stderr lines [`crate::local::LocalBackend::logs`] keeps per revision.
+    pub log_lines: usize,
+}
+
+impl LocalBackendConfig {
+    /// Production defaults: runs `<program> predictor ...`, 30 s drain, 5 min ready timeout
+    /// (a first start may download the model), back-off from 1 s to 1 min, no GPUs.
+    pub fn new(program: impl Into<PathBuf>, model_cache_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            program: program.into(),
+            program_args: vec!["predictor".to_owned()],
+            model_cache_dir: model_cache_dir.into(),
+            log_dir: None,
+            drain_timeout: Duration::from_secs(30),
+            drain_grace: Duration::from_millis(100),
+            in_flight: None,
+            ready_timeout: Duration::from_secs(300),
+            restart_backoff_min: Duration::from_secs(1),
+            restart_backoff_max: Duration::from_secs(60),
+            restart_backoff_reset: Duration::from_secs(60),
+            max_start_failures: 5,
+            gpus: Vec::new(),
+            log_lines: 1000,
+        }
+    }
+}
+
+impl fmt::Debug for LocalBackendConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalBackendConfig")
+            .field("program", &self.program)
+            .field("program_args", &self.program_args)
+            .field("model_cache_dir", &self.model_cache_dir)
+            .field("log_dir", &self.log_dir)
+            .field("drain_timeout", &self.drain_timeout)
+            .field("drain_grace", &self.drain_grace)
+            .field("in_flight", &self.in_flight.as_ref().map(|_| "probe"))
+            .field("ready_timeout", &self.ready_timeout)
+            .field("restart_backoff_min", &self.restart_backoff_min)
+            .field("restart_backoff_max", &self.restart_backoff_max)
+            .field("restart_backoff_reset", &self.restart_backoff_reset)
+            .field("max_start_failures", &self.max_start_failures)
+            .field("gpus", &self.gpus)
+            .field("log_lines", &self.log_lines)
+            .finish()
+    }
+}
+
+/// How to start one replica of a revision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaTemplate {
+    /// The revision the replicas serve.
+    pub revision: RevisionKey,
+    /// Arguments after `kiln predictor`: `--model-name`, `--storage-uri`, `--model-format`,
+    /// `--device`, `--max-batch-size`... The backend appends `--bind 127.0.0.1 --http-port 0
+    /// --grpc-port 0 --model-cache-dir <dir>`.
+    pub args: Vec<String>,
+    /// Extra environment of the replica process.
+    pub env: Vec<(String, String)>,
+    /// GPUs each replica gets for itself, through `CUDA_VISIBLE_DEVICES`.
+    pub gpus_per_replica: u32,
+}
+
+impl ReplicaTemplate {
+    /// A template without extra environment or GPUs.
+    pub fn new(revision: RevisionKey, args: Vec<String>) -> Self {
+        Self {
+            revision,
+            args,
+            env: Vec::new(),
+            gpus_per_replica: 0,
+        }
+    }
+}
+
+/// Where a ready replica serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Endpoint {
+    /// REST (v1/v2) address.
+    pub http: SocketAddr,
+    /// v2 gRPC address.
+    pub grpc: SocketAddr,
+    /// The replica's process id (also its process group id).
+    pub pid: u32,
+}
+
+/// A revision's replicas as the backend sees them now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplicaStatus {
+    /// Replicas asked for.
+    pub desired: u32,
+    /// Replicas started but not ready yet.
+    pub starting: u32,
+    /// Replicas ready and routable.
+    pub ready: u32,
+    /// Replicas being drained and stopped.
+    pub draining: u32,
+    /// Replicas replaced after they exited unasked (crash or ready timeout).
+    pub restarts: u32,
+    /// The last reason a replica failed or could not be started, if any.
+    pub last_error: Option<String>,
+    /// Endpoints of the ready replicas.
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// Receives the life of endpoints (implemented by the controller, which updates the router).
+pub trait EndpointEvents: Send + Sync + 'static {
+    /// A replica printed its ready line: route to it.
+    fn endpoint_ready(&self, revision: &RevisionKey, endpoint: Endpoint);
+    /// A replica is about to be stopped: stop routing new requests to it.
+    fn endpoint_draining(&self, revision: &RevisionKey, endpoint: &Endpoint);
+    /// A replica is gone (crashed, or drained and stopped).
+    fn endpoint_removed(&self, revision: &RevisionKey, endpoint: &Endpoint);
+    /// The revision cannot run as asked: not enough GPUs, or replicas keep failing to start.
+    fn revision_unschedulable(&self, revision: &RevisionKey, reason: String);
+}

@@ -1,0 +1,329 @@
+//! One replica process from spawn to exit: its stdout events, its stderr, its stop.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitStatus;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kiln_api::load::RevisionKey;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStderr};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, sleep, sleep_until, timeout};
+
+use super::config::{Endpoint, LocalBackendConfig};
+use super::logs::LogRing;
+
+/// How often the in-flight probe is asked while draining.
+const PROBE_INTERVAL: Duration = Duration::from_millis(20);
+/// How long the last stderr lines may take to arrive after the process exited.
+const STDERR_LINGER: Duration = Duration::from_secs(1);
+
+/// What a replica tells its revision.
+#[derive(Debug)]
+pub(crate) enum ReplicaEvent {
+    /// The replica printed its ready line.
+    Ready { id: u64, endpoint: Endpoint },
+    /// The process is gone (and reaped).
+    Exited {
+        id: u64,
+        /// True when the revision asked it to stop.
+        asked: bool,
+        /// What happened, for `last_error`.
+        error: String,
+        /// The last line it wrote on stderr.
+        last_line: Option<String>,
+    },
+}
+
+/// What a replica's supervisor needs.
+pub(crate) struct ReplicaCtx {
+    pub(crate) id: u64,
+    pub(crate) revision: RevisionKey,
+    pub(crate) config: Arc<LocalBackendConfig>,
+    pub(crate) logs: Arc<LogRing>,
+    pub(crate) events: mpsc::UnboundedSender<ReplicaEvent>,
+}
+
+/// A line the predictor prints on stdout.
+#[derive(Debug, PartialEq, Eq)]
+enum StdoutEvent {
+    Listening { http_port: u16, grpc_port: u16 },
+    Ready,
+    Other,
+}
+
+fn parse_event(line: &str) -> StdoutEvent {
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else {
+        return StdoutEvent::Other;
+    };
+    let port = |name: &str| {
+        value
+            .get(name)
+            .and_then(|p| p.as_u64())
+            .and_then(|p| u16::try_from(p).ok())
+    };
+    match value.get("event").and_then(|e| e.as_str()) {
+        Some("listening") => match (port("http_port"), port("grpc_port")) {
+            (Some(http_port), Some(grpc_port)) => StdoutEvent::Listening {
+                http_port,
+                grpc_port,
+            },
+            _ => StdoutEvent::Other,
+        },
+        Some("ready") => StdoutEvent::Ready,
+        _ => StdoutEvent::Other,
+    }
+}
+
+/// Sends `signal` to the replica's process group (its pid: replicas lead their own group).
+pub(crate) fn signal_group(pid: u32, signal: Signal) {
+    let Ok(raw) = i32::try_from(pid) else { return };
+    if let Err(err) = killpg(Pid::from_raw(raw), signal) {
+        tracing::debug!(pid, %signal, %err, "signal not delivered");
+    }
+}
+
+/// How the start phase ended.
+enum Started {
+    Ready(Endpoint),
+    StopAsked,
+    Exited(std::io::Result<ExitStatus>),
+    Failed(String),
+}
+
+/// Supervises `child` until it exits; `stop` (sent or dropped) asks it to stop.
+pub(crate) async fn supervise(mut child: Child, ctx: ReplicaCtx, mut stop: oneshot::Receiver<()>) {
+    let pid = child.id().unwrap_or_default();
+    let stderr = child
+        .stderr
+        .take()
+        .map(|stderr| tokio::spawn(drain_stderr(stderr, pid, ctx.logs.clone(), log_file(&ctx))));
+    let Some(stdout) = child.stdout.take() else {
+        unreachable_stdout(&mut child, pid, &ctx).await;
+        return;
+    };
+    let mut lines = BufReader::new(stdout).lines();
+    let deadline = Instant::now() + ctx.config.ready_timeout;
+    let mut ports: Option<(u16, u16)> = None;
+    let mut stdout_open = true;
+    let started = loop {
+        tokio::select! {
+            biased;
+            _ = &mut stop => break Started::StopAsked,
+            status = child.wait() => break Started::Exited(status),
+            line = lines.next_line(), if stdout_open => match line {
+                Ok(Some(line)) => match parse_event(&line) {
+                    StdoutEvent::Listening { http_port, grpc_port } => {
+                        tracing::debug!(pid, http_port, grpc_port, "replica listening");
+                        ports = Some((http_port, grpc_port));
+                    }
+                    StdoutEvent::Ready => match ports {
+                        Some((http, grpc)) => break Started::Ready(Endpoint {
+                            http: SocketAddr::from((Ipv4Addr::LOCALHOST, http)),
+                            grpc: SocketAddr::from((Ipv4Addr::LOCALHOST, grpc)),
+                            pid,
+                        }),
+                        None => break Started::Failed("ready before listening".to_owned()),
+                    },
+                    StdoutEvent::Other => tracing::debug!(pid, line, "replica stdout"),
+                },
+                Ok(None) | Err(_) => stdout_open = false,
+            },
+            _ = sleep_until(deadline) => break Started::Failed(format!(
+                "not ready within {:?}", ctx.config.ready_timeout
+            )),
+        }
+    };
+
+    let (asked, error) = match started {
+        Started::Ready(endpoint) => {
+            let ready_at = Instant::now();
+            let _ = ctx.events.send(ReplicaEvent::Ready {
+                id: ctx.id,
+                endpoint,
+            });
+            // Keep reading stdout so that the child never blocks on a full pipe.
+            tokio::spawn(async move {
+                while let Ok(Some(line)) = lines.next_line().await {
+                    tracing::debug!(pid, line, "replica stdout");
+                }
+            });
+            tokio::select! {
+                biased;
+                _ = &mut stop => {
+                    stop_gracefully(&mut child, &ctx, Some(&endpoint)).await;
+                    (true, "stopped".to_owned())
+                }
+                status = child.wait() => (false, format!(
+                    "exited ({}) after {:?} ready",
+                    describe(status),
+                    ready_at.elapsed()
+                )),
+            }
+        }
+        Started::StopAsked => {
+            stop_gracefully(&mut child, &ctx, None).await;
+            (true, "stopped before ready".to_owned())
+        }
+        Started::Exited(status) => (false, format!("exited before ready ({})", describe(status))),
+        Started::Failed(why) => {
+            signal_group(pid, Signal::SIGKILL);
+            let _ = child.wait().await;
+            (false, why)
+        }
+    };
+    // Stragglers the replica left in its group (it is reaped: nothing else can be hit).
+    signal_group(pid, Signal::SIGKILL);
+    let last_line = match stderr {
+        Some(task) => timeout(STDERR_LINGER, task)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten(),
+        None => None,
+    };
+    tracing::info!(revision = %ctx.revision, pid, asked, error, "replica exited");
+    let _ = ctx.events.send(ReplicaEvent::Exited {
+        id: ctx.id,
+        asked,
+        error,
+        last_line,
+    });
+}
+
+async fn unreachable_stdout(child: &mut Child, pid: u32, ctx: &ReplicaCtx) {
+    signal_group(pid, Signal::SIGKILL);
+    let _ = child.wait().await;
+    let _ = ctx.events.send(ReplicaEvent::Exited {
+        id: ctx.id,
+        asked: false,
+        error: "no stdout pipe".to_owned(),
+        last_line: None,
+    });
+}
+
+fn describe(status: std::io::Result<ExitStatus>) -> String {
+    match status {
+        Ok(status) => status.to_string(),
+        Err(err) => format!("wait failed: {err}"),
+    }
+}
+
+/// Drain (wait for in-flight requests, or the grace period), SIGTERM, SIGKILL after
+/// `drain_timeout`; returns once the child is reaped.
+async fn stop_gracefully(child: &mut Child, ctx: &ReplicaCtx, endpoint: Option<&Endpoint>) {
+    let pid = child.id().unwrap_or_default();
+    let config = &ctx.config;
+    if let Some(endpoint) = endpoint {
+        let drained = async {
+            match &config.in_flight {
+                Some(probe) => {
+                    let deadline = Instant::now() + config.drain_timeout;
+                    while probe(&ctx.revision, endpoint) > 0 && Instant::now() < deadline {
+                        sleep(PROBE_INTERVAL).await;
+                    }
+                }
+                None => sleep(config.drain_grace).await,
+            }
+        };
+        tokio::select! {
+            _ = drained => {}
+            _ = child.wait() => return,
+        }
+    }
+    tracing::debug!(pid, "SIGTERM");
+    signal_group(pid, Signal::SIGTERM);
+    if timeout(config.drain_timeout, child.wait()).await.is_err() {
+        tracing::warn!(revision = %ctx.revision, pid, "replica ignored SIGTERM; SIGKILL");
+        signal_group(pid, Signal::SIGKILL);
+        let _ = child.wait().await;
+    }
+}
+
+fn log_file(ctx: &ReplicaCtx) -> Option<PathBuf> {
+    let dir = ctx.config.log_dir.as_ref()?;
+    Some(
+        dir.join(&ctx.revision.namespace)
+            .join(format!("{}.log", ctx.revision.revision)),
+    )
+}
+
+/// Copies stderr into the ring (and the log file); returns the last line.
+async fn drain_stderr(
+    stderr: ChildStderr,
+    pid: u32,
+    ring: Arc<LogRing>,
+    file: Option<PathBuf>,
+) -> Option<String> {
+    let mut file = match file {
+        Some(path) => open_log(&path).await,
+        None => None,
+    };
+    let mut lines = BufReader::new(stderr).lines();
+    let mut last = None;
+    while let Ok(Some(line)) = lines.next_line().await {
+        if let Some(out) = file.as_mut()
+            && out
+                .write_all(format!("[{pid}] {line}\n").as_bytes())
+                .await
+                .is_err()
+        {
+            file = None;
+        }
+        ring.push(format!("[{pid}] {line}"));
+        if !line.trim().is_empty() {
+            last = Some(line);
+        }
+    }
+    last
+}
+
+async fn open_log(path: &std::path::Path) -> Option<tokio::fs::File> {
+    if let Some(dir) = path.parent()
+        && let Err(err) = tokio::fs::create_dir_all(dir).await
+    {
+        tracing::warn!(dir = %dir.display(), %err, "cannot create the log folder");
+        return None;
+    }
+    match tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .await
+    {
+        Ok(file) => Some(file),
+        Err(err) => {
+            tracing::warn!(path = %path.display(), %err, "cannot open the log file");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_predictor_event_lines() {
+        assert_eq!(
+            parse_event(r#"{"event":"listening","http_port":8080,"grpc_port":8081}"#),
+            StdoutEvent::Listening {
+                http_port: 8080,
+                grpc_port: 8081
+            }
+        );
+        assert_eq!(
+            parse_event(r#"{"event":"ready","load_ms":12}"#),
+            StdoutEvent::Ready
+        );
+        assert_eq!(parse_event("hello"), StdoutEvent::Other);
+        assert_eq!(
+            parse_event(r#"{"event":"listening","http_port":70000,"grpc_port":1}"#),
+            StdoutEvent::Other
+        );
+    }
+}

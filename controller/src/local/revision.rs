@@ -1,0 +1,483 @@
+//! One revision's reconcile loop: an actor task that owns its replicas' records, starts and
+//! stops replicas until their number matches the desired one, and replaces crashed ones.
+
+use std::sync::{Arc, Weak};
+
+use kiln_api::load::RevisionKey;
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::{Instant, sleep_until};
+
+use super::Inner;
+use super::backoff;
+use super::config::{Endpoint, EndpointEvents, LocalBackendConfig, ReplicaStatus, ReplicaTemplate};
+use super::gpus::GpuPool;
+use super::logs::LogRing;
+use super::replica::{self, ReplicaCtx, ReplicaEvent};
+use super::spawner::Spawner;
+
+/// What the backend asks of a revision.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Define(ReplicaTemplate),
+    Scale(u32),
+    Remove,
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// The backend's handle on a revision actor.
+pub(crate) struct RevisionHandle {
+    pub(crate) commands: mpsc::UnboundedSender<Command>,
+    pub(crate) status: Arc<Mutex<ReplicaStatus>>,
+    pub(crate) logs: Arc<LogRing>,
+    generation: u64,
+}
+
+/// What every revision actor shares.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub(crate) config: Arc<LocalBackendConfig>,
+    pub(crate) events: Arc<dyn EndpointEvents>,
+    pub(crate) spawner: Spawner,
+    pub(crate) gpus: Arc<GpuPool>,
+}
+
+/// Starts the actor of `key`; the caller inserts the handle in the map.
+pub(crate) fn start(
+    key: RevisionKey,
+    shared: Shared,
+    backend: Weak<Inner>,
+    generation: u64,
+) -> RevisionHandle {
+    let (commands, commands_rx) = mpsc::unbounded_channel();
+    let (replica_tx, replica_rx) = mpsc::unbounded_channel();
+    let status = Arc::new(Mutex::new(ReplicaStatus::default()));
+    let logs = Arc::new(LogRing::new(shared.config.log_lines));
+    let actor = Actor {
+        gpu_released: shared.gpus.subscribe(),
+        key,
+        shared,
+        backend,
+        generation,
+        commands: commands_rx,
+        commands_closed: false,
+        replica_tx,
+        replica_rx,
+        status: status.clone(),
+        logs: logs.clone(),
+        template: None,
+        desired: 0,
+        removing: false,
+        shutting_down: false,
+        shutdown_waiters: Vec::new(),
+        replicas: Vec::new(),
+        next_id: 0,
+        crashes: 0,
+        start_failures: 0,
+        restarts: 0,
+        next_start: None,
+        waiting_for_gpus: false,
+        last_error: None,
+        reported: None,
+    };
+    tokio::spawn(actor.run());
+    RevisionHandle {
+        commands,
+        status,
+        logs,
+        generation,
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    Starting,
+    Ready {
+        endpoint: Endpoint,
+        since: Instant,
+    },
+    /// Asked to stop; the endpoint is set when it had been published.
+    Draining {
+        endpoint: Option<Endpoint>,
+    },
+}
+
+struct Replica {
+    id: u64,
+    pid: u32,
+    started: Instant,
+    phase: Phase,
+    gpus: Vec<String>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+struct Actor {
+    key: RevisionKey,
+    shared: Shared,
+    backend: Weak<Inner>,
+    generation: u64,
+    commands: mpsc::UnboundedReceiver<Command>,
+    commands_closed: bool,
+    replica_tx: mpsc::UnboundedSender<ReplicaEvent>,
+    replica_rx: mpsc::UnboundedReceiver<ReplicaEvent>,
+    gpu_released: watch::Receiver<u64>,
+    status: Arc<Mutex<ReplicaStatus>>,
+    logs: Arc<LogRing>,
+
+    template: Option<ReplicaTemplate>,
+    desired: u32,
+    removing: bool,
+    shutting_down: bool,
+    shutdown_waiters: Vec<oneshot::Sender<()>>,
+    replicas: Vec<Replica>,
+    next_id: u64,
+    /// Consecutive crashes (of any kind), for the back-off.
+    crashes: u32,
+    /// Consecutive replicas that never became ready.
+    start_failures: u32,
+    restarts: u32,
+    /// No replica starts before this (back-off after a crash).
+    next_start: Option<Instant>,
+    waiting_for_gpus: bool,
+    last_error: Option<String>,
+    /// The unschedulable reason last reported, so that it is reported once.
+    reported: Option<String>,
+}
+
+impl Actor {
+    async fn run(mut self) {
+        tracing::debug!(revision = %self.key, "revision actor starts");
+        loop {
+            self.reconcile().await;
+            self.publish_status();
+            if self.finished() && self.leave_map() {
+                break;
+            }
+            let timer = self.next_start.filter(|_| self.wants_more());
+            tokio::select! {
+                command = self.commands.recv(), if !self.commands_closed => match command {
+                    Some(command) => self.on_command(command),
+                    None => {
+                        // Every handle on the backend is gone: stop everything.
+                        self.commands_closed = true;
+                        self.shutting_down = true;
+                    }
+                },
+                Some(event) = self.replica_rx.recv() => self.on_replica(event),
+                _ = sleep_until(timer.unwrap_or_else(Instant::now)), if timer.is_some() => {
+                    self.next_start = None;
+                }
+                _ = self.gpu_released.changed(), if self.waiting_for_gpus => {}
+            }
+        }
+        for waiter in self.shutdown_waiters.drain(..) {
+            let _ = waiter.send(());
+        }
+        tracing::debug!(revision = %self.key, "revision actor ends");
+    }
+
+    fn target(&self) -> u32 {
+        if self.removing || self.shutting_down {
+            0
+        } else {
+            self.desired
+        }
+    }
+
+    fn live(&self) -> u32 {
+        let live = self
+            .replicas
+            .iter()
+            .filter(|r| !matches!(r.phase, Phase::Draining { .. }))
+            .count();
+        u32::try_from(live).unwrap_or(u32::MAX)
+    }
+
+    fn wants_more(&self) -> bool {
+        self.live() < self.target()
+    }
+
+    fn finished(&self) -> bool {
+        (self.removing || self.shutting_down) && self.replicas.is_empty()
+    }
+
+    /// Takes this actor out of the backend's map; false when a command arrived meanwhile.
+    fn leave_map(&mut self) -> bool {
+        let Some(backend) = self.backend.upgrade() else {
+            return true;
+        };
+        let mut revisions = backend.revisions.lock();
+        // Senders only send while holding this lock: an empty queue now stays empty.
+        if let Ok(command) = self.commands.try_recv() {
+            drop(revisions);
+            self.on_command(command);
+            return false;
+        }
+        if revisions
+            .get(&self.key)
+            .is_some_and(|handle| handle.generation == self.generation)
+        {
+            revisions.remove(&self.key);
+        }
+        true
+    }
+
+    fn on_command(&mut self, command: Command) {
+        tracing::debug!(revision = %self.key, ?command, "command");
+        match command {
+            Command::Define(template) => {
+                self.template = Some(template);
+                self.removing = false;
+            }
+            Command::Scale(replicas) => self.desired = replicas,
+            Command::Remove => {
+                self.removing = true;
+                self.desired = 0;
+            }
+            Command::Shutdown(waiter) => {
+                self.shutting_down = true;
+                self.shutdown_waiters.push(waiter);
+            }
+        }
+    }
+
+    async fn reconcile(&mut self) {
+        self.waiting_for_gpus = false;
+        let target = self.target();
+        let mut live = self.live();
+        while live > target {
+            self.stop_one();
+            live -= 1;
+        }
+        if live >= target {
+            return;
+        }
+        let Some(template) = self.template.clone() else {
+            self.last_error = Some("no replica template defined".to_owned());
+            return;
+        };
+        if self.next_start.is_some_and(|at| Instant::now() < at) {
+            return;
+        }
+        self.next_start = None;
+        for _ in live..target {
+            let gpus = match self.shared.gpus.take(template.gpus_per_replica) {
+                Ok(gpus) => gpus,
+                Err(short) => {
+                    self.waiting_for_gpus = true;
+                    self.unschedulable(short.to_string());
+                    return;
+                }
+            };
+            if let Err(err) = self.start_one(&template, gpus).await {
+                let error = format!(
+                    "cannot start {}: {err}",
+                    self.shared.config.program.display()
+                );
+                self.crashed(None, error.clone(), Some(error));
+                return;
+            }
+        }
+    }
+
+    /// Stops the least useful replica: one not ready yet, else the newest.
+    fn stop_one(&mut self) {
+        let victim = self
+            .replicas
+            .iter_mut()
+            .filter(|r| !matches!(r.phase, Phase::Draining { .. }))
+            .max_by_key(|r| (matches!(r.phase, Phase::Starting), r.started, r.id));
+        let Some(victim) = victim else { return };
+        let endpoint = match victim.phase {
+            Phase::Ready { endpoint, .. } => Some(endpoint),
+            _ => None,
+        };
+        tracing::info!(revision = %self.key, pid = victim.pid, "stopping a replica");
+        victim.phase = Phase::Draining { endpoint };
+        let stop = victim.stop.take();
+        if let Some(endpoint) = &endpoint {
+            self.publish_status();
+            self.shared.events.endpoint_draining(&self.key, endpoint);
+        }
+        if let Some(stop) = stop {
+            let _ = stop.send(());
+        }
+    }
+
+    async fn start_one(
+        &mut self,
+        template: &ReplicaTemplate,
+        gpus: Vec<String>,
+    ) -> std::io::Result<()> {
+        let config = &self.shared.config;
+        let mut command = std::process::Command::new(&config.program);
+        command
+            .args(&config.program_args)
+            .args(&template.args)
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--http-port",
+                "0",
+                "--grpc-port",
+                "0",
+            ])
+            .arg("--model-cache-dir")
+            .arg(&config.model_cache_dir)
+            .envs(template.env.iter().map(|(k, v)| (k, v)))
+            .env(super::PARENT_PID_ENV, std::process::id().to_string())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        if template.gpus_per_replica > 0 || self.shared.gpus.total() > 0 {
+            command.env("CUDA_VISIBLE_DEVICES", gpus.join(","));
+        }
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let child = match self.shared.spawner.spawn(command).await {
+            Ok(child) => child,
+            Err(err) => {
+                self.shared.gpus.give_back(gpus);
+                return Err(err);
+            }
+        };
+        let pid = child.id().unwrap_or_default();
+        self.next_id += 1;
+        let id = self.next_id;
+        tracing::info!(revision = %self.key, pid, gpus = ?gpus, "replica started");
+        let (stop, stop_rx) = oneshot::channel();
+        self.replicas.push(Replica {
+            id,
+            pid,
+            started: Instant::now(),
+            phase: Phase::Starting,
+            gpus,
+            stop: Some(stop),
+        });
+        let ctx = ReplicaCtx {
+            id,
+            revision: self.key.clone(),
+            config: config.clone(),
+            logs: self.logs.clone(),
+            events: self.replica_tx.clone(),
+        };
+        tokio::spawn(replica::supervise(child, ctx, stop_rx));
+        Ok(())
+    }
+
+    fn on_replica(&mut self, event: ReplicaEvent) {
+        match event {
+            ReplicaEvent::Ready { id, endpoint } => {
+                let Some(replica) = self.replicas.iter_mut().find(|r| r.id == id) else {
+                    return;
+                };
+                // A replica asked to stop meanwhile is never published.
+                if let Phase::Starting = replica.phase {
+                    replica.phase = Phase::Ready {
+                        endpoint,
+                        since: Instant::now(),
+                    };
+                    self.start_failures = 0;
+                    self.reported = None;
+                    tracing::info!(revision = %self.key, pid = endpoint.pid, http = %endpoint.http, "replica ready");
+                    self.publish_status();
+                    self.shared.events.endpoint_ready(&self.key, endpoint);
+                }
+            }
+            ReplicaEvent::Exited {
+                id,
+                asked,
+                error,
+                last_line,
+            } => {
+                let Some(index) = self.replicas.iter().position(|r| r.id == id) else {
+                    return;
+                };
+                let replica = self.replicas.swap_remove(index);
+                self.shared.gpus.give_back(replica.gpus);
+                let crashed = !asked && !matches!(replica.phase, Phase::Draining { .. });
+                if crashed {
+                    self.restarts += 1;
+                }
+                match replica.phase {
+                    Phase::Ready { endpoint, .. }
+                    | Phase::Draining {
+                        endpoint: Some(endpoint),
+                    } => {
+                        self.publish_status();
+                        self.shared.events.endpoint_removed(&self.key, &endpoint);
+                    }
+                    _ => {}
+                }
+                if crashed {
+                    let error = match &last_line {
+                        Some(line) => format!("replica {}: {error}: {line}", replica.pid),
+                        None => format!("replica {}: {error}", replica.pid),
+                    };
+                    self.crashed(Some(replica.phase), error, last_line);
+                }
+            }
+        }
+    }
+
+    /// Counts a crash (`phase`: what the replica was; `None`: it could not be spawned) and
+    /// sets the back-off before the next start.
+    fn crashed(&mut self, phase: Option<Phase>, error: String, last_line: Option<String>) {
+        tracing::warn!(revision = %self.key, error, "replica failed");
+        self.last_error = Some(error.clone());
+        let config = &self.shared.config;
+        match phase {
+            Some(Phase::Ready { since, .. }) => {
+                if since.elapsed() >= config.restart_backoff_reset {
+                    self.crashes = 0;
+                }
+            }
+            _ => self.start_failures += 1,
+        }
+        self.crashes += 1;
+        let delay = if self.start_failures >= config.max_start_failures {
+            config.restart_backoff_max
+        } else {
+            backoff::delay(
+                self.crashes,
+                config.restart_backoff_min,
+                config.restart_backoff_max,
+            )
+        };
+        self.next_start = Some(Instant::now() + delay);
+        if self.start_failures >= config.max_start_failures {
+            let reason = last_line.unwrap_or(error);
+            self.unschedulable(format!("replicas keep failing to start: {reason}"));
+        }
+    }
+
+    fn unschedulable(&mut self, reason: String) {
+        self.last_error = Some(reason.clone());
+        if self.reported.as_ref() == Some(&reason) {
+            return;
+        }
+        tracing::warn!(revision = %self.key, reason, "revision unschedulable");
+        self.reported = Some(reason.clone());
+        self.publish_status();
+        self.shared.events.revision_unschedulable(&self.key, reason);
+    }
+
+    fn publish_status(&self) {
+        let mut status = ReplicaStatus {
+            desired: self.target(),
+            restarts: self.restarts,
+            last_error: self.last_error.clone(),
+            ..ReplicaStatus::default()
+        };
+        for replica in &self.replicas {
+            match replica.phase {
+                Phase::Starting => status.starting += 1,
+                Phase::Ready { endpoint, .. } => {
+                    status.ready += 1;
+                    status.endpoints.push(endpoint);
+                }
+                Phase::Draining { .. } => status.draining += 1,
+            }
+        }
+        *self.status.lock() = status;
+    }
+}

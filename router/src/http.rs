@@ -1,4 +1,4 @@
-//! The HTTP server: HTTP/1.1 and h2c on one listener, gRPC recognised by its content type
+//! The HTTP server: HTTP/1.1 and h2c (told apart by peeking at the preface) on one listener, gRPC recognised by its content type
 //! (so gRPC works on the HTTP port too). It finds the service from the path, the host or the
 //! gRPC model name, answers server-scoped calls itself and forwards the rest.
 
@@ -10,9 +10,8 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::body::{ReqBody, RespBody};
@@ -285,17 +284,56 @@ impl App {
     }
 }
 
-/// The connection builder: HTTP/1.1 and h2c, header read timeout.
-pub(crate) fn connection_builder(header_read_timeout: Duration) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout)
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(10_000);
-    builder
+/// Connection settings for both protocols.
+struct Builders {
+    http1: hyper::server::conn::http1::Builder,
+    http2: hyper::server::conn::http2::Builder<TokioExecutor>,
+    header_read_timeout: Duration,
+}
+
+impl Builders {
+    fn new(header_read_timeout: Duration) -> Self {
+        let mut http1 = hyper::server::conn::http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_read_timeout);
+        let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        http2
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(10_000);
+        Self {
+            http1,
+            http2,
+            header_read_timeout,
+        }
+    }
+}
+
+/// The HTTP/2 connection preface starts with these bytes; no HTTP/1.1 request does.
+const H2_PREFACE: &[u8; 4] = b"PRI ";
+
+/// Whether the client speaks HTTP/2 with prior knowledge, by peeking at its first bytes
+/// without consuming them (so HTTP/1.1 parsing starts from a fresh, right-sized buffer).
+/// `None`: the client closed or sent nothing in time.
+async fn sniff_http2(stream: &TcpStream, timeout: Duration) -> Option<bool> {
+    let peek = async {
+        let mut first = [0u8; 4];
+        loop {
+            let n = stream.peek(&mut first).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            if first[..n] != H2_PREFACE[..n] {
+                return Some(false);
+            }
+            if n == H2_PREFACE.len() {
+                return Some(true);
+            }
+            // A few bytes of what may be the preface: wait for the rest.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    tokio::time::timeout(timeout, peek).await.ok().flatten()
 }
 
 /// Accepts connections until `stop` turns true, then lets in-flight requests finish for at
@@ -306,7 +344,7 @@ pub(crate) async fn serve(
     mut stop: watch::Receiver<bool>,
     grace: Duration,
 ) {
-    let builder = Arc::new(connection_builder(app.header_read_timeout));
+    let builders = Arc::new(Builders::new(app.header_read_timeout));
     let graceful = GracefulShutdown::new();
     loop {
         let accepted = tokio::select! {
@@ -324,15 +362,27 @@ pub(crate) async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
-        let builder = builder.clone();
+        let builders = builders.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
+            let Some(http2) = sniff_http2(&stream, builders.header_read_timeout).await else {
+                return;
+            };
             let service = hyper::service::service_fn(move |req| {
                 let app = app.clone();
                 async move { Ok::<_, Infallible>(app.handle(req).await) }
             });
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            if let Err(error) = watcher.watch(connection).await {
+            let io = TokioIo::new(stream);
+            let outcome = if http2 {
+                watcher
+                    .watch(builders.http2.serve_connection(io, service))
+                    .await
+            } else {
+                watcher
+                    .watch(builders.http1.serve_connection(io, service))
+                    .await
+            };
+            if let Err(error) = outcome {
                 tracing::debug!(%error, "connection ended with an error");
             }
         });

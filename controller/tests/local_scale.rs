@@ -190,3 +190,31 @@ async fn remove_drains_and_forgets_the_revision() {
     .await
     .expect("test ran too long");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replica_stderr_goes_to_the_ring_and_the_log_file() {
+    timeout(TEST_LIMIT, async {
+        let logs = tempfile::tempdir().unwrap();
+        let log_dir = logs.path().to_owned();
+        let mut h = Harness::new(move |c| c.log_dir = Some(log_dir));
+        let rev = revision("mlp-00001");
+        h.backend.define(template("mlp-00001", &[]));
+        h.backend.scale(&rev, 1);
+        let endpoint = h.ready(1).await[0];
+        let expected = format!("[{}] ready", endpoint.pid);
+        let file = logs.path().join("default").join("mlp-00001.log");
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            let written = std::fs::read_to_string(&file).unwrap_or_default();
+            if written.lines().any(|l| l == expected) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{file:?} holds {written:?}");
+            sleep(Duration::from_millis(20)).await;
+        }
+        assert!(h.backend.logs(&rev).contains(&expected));
+        h.backend.shutdown().await;
+    })
+    .await
+    .expect("test ran too long");
+}

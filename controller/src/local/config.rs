@@ -47,7 +47,8 @@ pub struct LocalBackendConfig {
     /// After this many consecutive failed starts, the revision is reported unschedulable
     /// (the backend keeps retrying at the largest back-off).
     pub max_start_failures: u32,
-    /// GPU ids replicas may use (from `nvidia-smi -L` or `KILN_GPUS`); empty means none.
+    /// GPU ids replicas may use (see [`detect_gpus`]: `KILN_GPUS` or `nvidia-smi -L`); empty
+    /// means none.
     pub gpus: Vec<String>,
     /// How many recent stderr lines [`crate::local::LocalBackend::logs`] keeps per revision.
     pub log_lines: usize,
@@ -55,7 +56,8 @@ pub struct LocalBackendConfig {
 
 impl LocalBackendConfig {
     /// Production defaults: runs `<program> predictor ...`, 30 s drain, 5 min ready timeout
-    /// (a first start may download the model), back-off from 1 s to 1 min, no GPUs.
+    /// (a first start may download the model), back-off from 1 s to 1 min, no GPUs (set
+    /// `gpus` from [`detect_gpus`]).
     pub fn new(program: impl Into<PathBuf>, model_cache_dir: impl Into<PathBuf>) -> Self {
         Self {
             program: program.into(),
@@ -74,6 +76,36 @@ impl LocalBackendConfig {
             log_lines: 1000,
         }
     }
+}
+
+/// The GPU ids of this machine: `KILN_GPUS` (comma-separated ids, empty for none) when set,
+/// else the indices `nvidia-smi -L` lists, else none.
+pub fn detect_gpus() -> Vec<String> {
+    if let Ok(ids) = std::env::var("KILN_GPUS") {
+        return ids
+            .split(',')
+            .map(str::trim)
+            .filter(|id| !id.is_empty())
+            .map(str::to_owned)
+            .collect();
+    }
+    match std::process::Command::new("nvidia-smi").arg("-L").output() {
+        Ok(out) if out.status.success() => {
+            parse_nvidia_smi_list(&String::from_utf8_lossy(&out.stdout))
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Indices from `nvidia-smi -L` lines such as `GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-...)`
+/// (MIG lines, indented, are skipped).
+fn parse_nvidia_smi_list(list: &str) -> Vec<String> {
+    list.lines()
+        .filter_map(|line| line.strip_prefix("GPU "))
+        .filter_map(|rest| rest.split_once(':'))
+        .filter(|(index, _)| !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()))
+        .map(|(index, _)| index.to_owned())
+        .collect()
 }
 
 impl fmt::Debug for LocalBackendConfig {
@@ -164,4 +196,18 @@ pub trait EndpointEvents: Send + Sync + 'static {
     fn endpoint_removed(&self, revision: &RevisionKey, endpoint: &Endpoint);
     /// The revision cannot run as asked: not enough GPUs, or replicas keep failing to start.
     fn revision_unschedulable(&self, revision: &RevisionKey, reason: String);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_gpu_indices_from_nvidia_smi() {
+        let list = "GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-1a2b)\n\
+                    GPU 1: NVIDIA H100 80GB HBM3 (UUID: GPU-3c4d)\n  \
+                    MIG 3g.40gb     Device  0: (UUID: MIG-5e6f)\n";
+        assert_eq!(parse_nvidia_smi_list(list), vec!["0", "1"]);
+        assert!(parse_nvidia_smi_list("No devices were found\n").is_empty());
+    }
 }

@@ -71,6 +71,7 @@ use tokio::sync::oneshot;
 
 pub use config::{
     Endpoint, EndpointEvents, InFlightProbe, LocalBackendConfig, ReplicaStatus, ReplicaTemplate,
+    detect_gpus,
 };
 use revision::{Command, RevisionHandle, Shared};
 

@@ -79,6 +79,36 @@ fn parse_event(line: &str) -> StdoutEvent {
     }
 }
 
+/// Reads lines, replacing bytes that are not UTF-8 (a line that is not UTF-8 must not stop
+/// the reading: the child would block once the pipe is full).
+struct LossyLines<R> {
+    reader: BufReader<R>,
+    buf: Vec<u8>,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> LossyLines<R> {
+    fn new(reader: R) -> Self {
+        Self {
+            reader: BufReader::new(reader),
+            buf: Vec::new(),
+        }
+    }
+
+    /// The next line without its end; `Ok(None)` at the end. Cancel safe: a partly read
+    /// line stays in the buffer.
+    async fn next_line(&mut self) -> std::io::Result<Option<String>> {
+        let n = self.reader.read_until(b'\n', &mut self.buf).await?;
+        if n == 0 && self.buf.is_empty() {
+            return Ok(None);
+        }
+        let line = String::from_utf8_lossy(&self.buf)
+            .trim_end_matches(['\n', '\r'])
+            .to_owned();
+        self.buf.clear();
+        Ok(Some(line))
+    }
+}
+
 /// Sends `signal` to the replica's process group (its pid: replicas lead their own group).
 pub(crate) fn signal_group(pid: u32, signal: Signal) {
     let Ok(raw) = i32::try_from(pid) else { return };
@@ -106,7 +136,7 @@ pub(crate) async fn supervise(mut child: Child, ctx: ReplicaCtx, mut stop: onesh
         unreachable_stdout(&mut child, pid, &ctx).await;
         return;
     };
-    let mut lines = BufReader::new(stdout).lines();
+    let mut lines = LossyLines::new(stdout);
     let deadline = Instant::now() + ctx.config.ready_timeout;
     let mut ports: Option<(u16, u16)> = None;
     let mut stdout_open = true;
@@ -263,7 +293,7 @@ async fn drain_stderr(
         Some(path) => open_log(&path).await,
         None => None,
     };
-    let mut lines = BufReader::new(stderr).lines();
+    let mut lines = LossyLines::new(stderr);
     let mut last = None;
     while let Ok(Some(line)) = lines.next_line().await {
         if let Some(out) = file.as_mut()
@@ -321,9 +351,19 @@ mod tests {
             StdoutEvent::Ready
         );
         assert_eq!(parse_event("hello"), StdoutEvent::Other);
+        assert_eq!(parse_event(r#"{"event":"ready"#), StdoutEvent::Other);
         assert_eq!(
             parse_event(r#"{"event":"listening","http_port":70000,"grpc_port":1}"#),
             StdoutEvent::Other
         );
+    }
+
+    #[tokio::test]
+    async fn lines_that_are_not_utf8_do_not_stop_the_reading() {
+        let mut lines = LossyLines::new(&b"a\xffb\r\nsecond\nlast"[..]);
+        assert_eq!(lines.next_line().await.unwrap().unwrap(), "a\u{fffd}b");
+        assert_eq!(lines.next_line().await.unwrap().unwrap(), "second");
+        assert_eq!(lines.next_line().await.unwrap().unwrap(), "last");
+        assert_eq!(lines.next_line().await.unwrap(), None);
     }
 }

@@ -140,7 +140,8 @@ struct Actor {
     next_start: Option<Instant>,
     waiting_for_gpus: bool,
     last_error: Option<String>,
-    /// The unschedulable reason last reported, so that it is reported once.
+    /// The unschedulable reason last reported, so that it is reported once (until a replica
+    /// becomes ready or the desired count changes).
     reported: Option<String>,
 }
 
@@ -229,7 +230,13 @@ impl Actor {
                 self.template = Some(template);
                 self.removing = false;
             }
-            Command::Scale(replicas) => self.desired = replicas,
+            Command::Scale(replicas) => {
+                if replicas != self.desired {
+                    // A new request gets a new verdict.
+                    self.reported = None;
+                }
+                self.desired = replicas;
+            }
             Command::Remove => {
                 self.removing = true;
                 self.desired = 0;

@@ -51,10 +51,11 @@ fn hand_off_to_torch(device: Device) -> anyhow::Error {
 fn torch_binary(cuda: bool) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("cannot locate the kiln executable")?;
     let dir = exe.parent().context("the kiln executable has no folder")?;
+    // The CUDA build also runs on the CPU where CUDA's libraries are present.
     let names: &[&str] = if cuda {
         &["kiln-predictor-torch-cuda", "kiln-predictor-torch"]
     } else {
-        &["kiln-predictor-torch"]
+        &["kiln-predictor-torch", "kiln-predictor-torch-cuda"]
     };
     names
         .iter()

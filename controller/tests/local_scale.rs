@@ -218,3 +218,29 @@ async fn replica_stderr_goes_to_the_ring_and_the_log_file() {
     .await
     .expect("test ran too long");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_template_applies_to_new_replicas_only() {
+    timeout(TEST_LIMIT, async {
+        let mut h = Harness::new(|_| {});
+        let rev = revision("mlp-00001");
+        h.backend
+            .define(template("mlp-00001", &[("FAKE_MARKER", "old")]));
+        h.backend.scale(&rev, 1);
+        let old = h.ready(1).await[0];
+        h.backend
+            .define(template("mlp-00001", &[("FAKE_MARKER", "new")]));
+        h.quiet(Duration::from_millis(300)).await;
+        h.backend.scale(&rev, 2);
+        let new = h.ready(1).await[0];
+        for (endpoint, marker) in [(old, "old"), (new, "new")] {
+            let (_, body) = http_get(endpoint.http, "/v2/health/ready").await;
+            let info: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(info["marker"], marker);
+        }
+        assert!(alive(old.pid));
+        h.backend.shutdown().await;
+    })
+    .await
+    .expect("test ran too long");
+}

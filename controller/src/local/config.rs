@@ -136,7 +136,7 @@ pub struct ReplicaTemplate {
     pub revision: RevisionKey,
     /// Arguments after `kiln predictor`: `--model-name`, `--storage-uri`, `--model-format`,
     /// `--device`, `--max-batch-size`... The backend appends `--bind 127.0.0.1 --http-port 0
-    /// --grpc-port 0 --model-cache-dir <dir>`.
+    /// --grpc-port 0 --model-cache-dir <dir>`, so the template must not carry those.
     pub args: Vec<String>,
     /// Extra environment of the replica process.
     pub env: Vec<(String, String)>,

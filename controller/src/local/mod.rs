@@ -5,6 +5,25 @@
 //! has one actor task that converges in the background and tells the controller about
 //! endpoints through [`EndpointEvents`].
 //!
+//! ```no_run
+//! # async fn up(events: std::sync::Arc<dyn kiln_controller::local::EndpointEvents>) {
+//! use kiln_api::load::RevisionKey;
+//! use kiln_controller::local::{LocalBackend, LocalBackendConfig, ReplicaTemplate, detect_gpus};
+//!
+//! let mut config = LocalBackendConfig::new("/usr/local/bin/kiln", "/var/lib/kiln/models");
+//! config.gpus = detect_gpus();
+//! let backend = LocalBackend::new(config, events);
+//! let revision = RevisionKey::new("default", "mlp-predictor-00001");
+//! backend.define(ReplicaTemplate::new(
+//!     revision.clone(),
+//!     vec!["--model-name".into(), "mlp".into(), "--storage-uri".into(), "file:///models/mlp".into()],
+//! ));
+//! backend.scale(&revision, 2); // endpoint_ready arrives twice, in the background
+//! // ... on Ctrl-C or SIGTERM:
+//! backend.shutdown().await;
+//! # }
+//! ```
+//!
 //! # A replica's life
 //! 1. Spawned as `<program> <program_args> <template args> --bind 127.0.0.1 --http-port 0
 //!    --grpc-port 0 --model-cache-dir <model_cache_dir>`, in its own process group, with

@@ -20,7 +20,7 @@ use super::logs::LogRing;
 /// How often the in-flight probe is asked while draining.
 const PROBE_INTERVAL: Duration = Duration::from_millis(20);
 /// How long the last stderr lines may take to arrive after the process exited.
-const STDERR_LINGER: Duration = Duration::from_secs(1);
+const STDERR_LINGER: Duration = Duration::from_millis(250);
 
 /// What a replica tells its revision.
 #[derive(Debug)]

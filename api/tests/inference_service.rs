@@ -398,6 +398,17 @@ fn fields_kiln_cannot_honour_are_refused_by_name() {
             with_predictor("    minReplicas: two\n"),
             "spec.predictor.minReplicas",
         ),
+        (
+            with_predictor("").replace("s3://models/m", "5"),
+            "spec.predictor.model.storageUri",
+        ),
+        (
+            with_predictor("").replace(
+                "s3://models/m",
+                "s3://models/m\n      env: [{name: A, value: 1}]",
+            ),
+            "spec.predictor.model.env[0].value",
+        ),
     ];
     for (text, field) in cases {
         let e = refuse(&text);
@@ -598,5 +609,48 @@ fn status_conditions_keep_their_transition_time_while_unchanged() {
         json["components"]["predictor"]
             .get("kilnReplicas")
             .is_none()
+    );
+}
+
+#[cfg(feature = "kube")]
+#[test]
+fn the_crd_is_kserves_inference_service() {
+    use kube::{CustomResourceExt, Resource};
+
+    use kiln_api::inference_service::InferenceService;
+
+    assert_eq!(
+        InferenceService::api_version(&()),
+        "serving.kserve.io/v1beta1"
+    );
+    assert_eq!(InferenceService::kind(&()), "InferenceService");
+    let crd = serde_json::to_value(InferenceService::crd()).unwrap();
+    assert_eq!(
+        crd["metadata"]["name"],
+        "inferenceservices.serving.kserve.io"
+    );
+    assert_eq!(crd["spec"]["group"], "serving.kserve.io");
+    assert_eq!(crd["spec"]["scope"], "Namespaced");
+    assert_eq!(crd["spec"]["names"]["kind"], "InferenceService");
+    assert_eq!(crd["spec"]["names"]["shortNames"][0], "isvc");
+    let version = &crd["spec"]["versions"][0];
+    assert_eq!(version["name"], "v1beta1");
+    assert!(version["subresources"]["status"].is_object(), "{version}");
+    let spec = &version["schema"]["openAPIV3Schema"]["properties"]["spec"];
+    let predictor = &spec["properties"]["predictor"]["properties"];
+    assert!(predictor["minReplicas"].is_object(), "{spec}");
+    assert!(
+        predictor["model"]["properties"]["storageUri"].is_object(),
+        "{spec}"
+    );
+    assert_eq!(
+        spec["properties"]["transformer"]["x-kubernetes-preserve-unknown-fields"],
+        true
+    );
+    let status = &version["schema"]["openAPIV3Schema"]["properties"]["status"];
+    assert!(
+        status["properties"]["components"]["properties"]["predictor"]["properties"]["kilnReplicas"]
+            .is_object(),
+        "{status}"
     );
 }

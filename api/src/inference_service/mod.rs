@@ -30,7 +30,7 @@
 //! - [`parse`]: text, files and folders to objects. Unknown fields are warnings, KServe
 //!   fields Kiln cannot honour are errors; all problems of one apply come back together in
 //!   [`ManifestErrors`].
-//! - [`validate`]: an object to a [`ServableSpec`] (ranges, formats, schemes), with
+//! - [`validate`](mod@validate): an object to a [`ServableSpec`] (ranges, formats, schemes), with
 //!   [`ServableSpec::spec_hash`] telling a new revision from a re-apply.
 //!
 //! # The `kube` feature

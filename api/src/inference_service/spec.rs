@@ -3,8 +3,8 @@
 //! Only the fields Kiln reads are typed; the rest of KServe's schema is recognised by the
 //! parser ([`super::parse`]), which warns about or refuses it by name before these types see
 //! the document. Numbers are kept as KServe writes them (`i64`) so that a negative or
-//! out-of-range value reaches [`super::validate`] and is refused with the field's name, rather
-//! than failing inside serde.
+//! out-of-range value reaches [`validate`](mod@super::validate) and is refused with the
+//! field's name, rather than failing inside serde.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -24,11 +24,10 @@ pub const KIND: &str = "InferenceService";
 /// The namespace of an object that names none.
 pub const DEFAULT_NAMESPACE: &str = "default";
 
+// With the `kube` feature this type derives `kube::CustomResource`, which generates the
+// `InferenceService` object type (group `serving.kserve.io`, version `v1beta1`, namespaced,
+// short name `isvc`, with the status subresource). Doc comments here end up in the CRD.
 /// `spec` of an `InferenceService`: the predictor, and the components Kiln refuses.
-///
-/// With the `kube` feature this type derives `kube::CustomResource`, which generates the
-/// [`InferenceService`] object type (group `serving.kserve.io`, version `v1beta1`, namespaced,
-/// short name `isvc`, with the status subresource).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "kube", derive(kube::CustomResource, schemars::JsonSchema))]
 #[cfg_attr(
@@ -53,11 +52,11 @@ pub const DEFAULT_NAMESPACE: &str = "default";
 pub struct InferenceServiceSpec {
     /// `spec.predictor`: the model server.
     pub predictor: PredictorSpec,
-    /// `spec.transformer`: kept only so that [`super::validate`] can refuse it by name.
+    /// `spec.transformer`: kept only so that validation can refuse it by name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "kube", schemars(schema_with = "any_object"))]
     pub transformer: Option<serde_json::Value>,
-    /// `spec.explainer`: kept only so that [`super::validate`] can refuse it by name.
+    /// `spec.explainer`: kept only so that validation can refuse it by name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "kube", schemars(schema_with = "any_object"))]
     pub explainer: Option<serde_json::Value>,
@@ -126,9 +125,39 @@ pub struct ModelSpec {
     /// `runtime`: a KServe serving runtime name; optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime: Option<String>,
-    /// The storage URI, protocol, resources and environment shared with the shorthand form.
-    #[serde(flatten)]
-    pub common: FrameworkSpec,
+    /// `storageUri`: where the model lives (`s3://`, `gs://`, `az://`, `http(s)://`,
+    /// `file://` or a path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_uri: Option<String>,
+    /// `protocolVersion`: `v1`, `v2` or `grpc-v2`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol_version: Option<String>,
+    /// `runtimeVersion`: the runtime image tag; ignored by Kiln (with a warning).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_version: Option<String>,
+    /// `name`: the container's name; ignored by Kiln.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `resources`: limits and requests; an `nvidia.com/gpu` limit is the GPUs per replica.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// `env`: environment variables of the model server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<Vec<EnvVar>>,
+}
+
+impl ModelSpec {
+    /// The fields this form shares with the shorthands, as a [`FrameworkSpec`].
+    pub fn framework(&self) -> FrameworkSpec {
+        FrameworkSpec {
+            storage_uri: self.storage_uri.clone(),
+            protocol_version: self.protocol_version.clone(),
+            runtime_version: self.runtime_version.clone(),
+            name: self.name.clone(),
+            resources: self.resources.clone(),
+            env: self.env.clone(),
+        }
+    }
 }
 
 /// `spec.predictor.model.modelFormat`.
@@ -143,8 +172,9 @@ pub struct ModelFormatRef {
     pub version: Option<IntOrString>,
 }
 
-/// The fields the `model` form and the shorthands (`onnx:`, `pytorch:`) share: KServe's
-/// `PredictorExtensionSpec`, of which Kiln reads the storage, protocol, resources and env.
+/// `spec.predictor.onnx` and `spec.predictor.pytorch`, the shorthands: KServe's
+/// `PredictorExtensionSpec`, of which Kiln reads the storage, protocol, resources and env
+/// (fields [`ModelSpec`] has too).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "kube", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
@@ -193,7 +223,7 @@ pub struct EnvVar {
     /// `value` (absent: the empty string, as in Kubernetes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
-    /// `valueFrom`: kept only so that [`super::validate`] can refuse it by name.
+    /// `valueFrom`: kept only so that validation can refuse it by name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "kube", schemars(schema_with = "any_object"))]
     pub value_from: Option<serde_json::Value>,
@@ -259,10 +289,7 @@ macro_rules! string_or_number {
                 stringify!($ty).into()
             }
             fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-                schemars::json_schema!({
-                    "x-kubernetes-int-or-string": true,
-                    "anyOf": [{"type": "integer"}, {"type": "string"}]
-                })
+                schemars::json_schema!({ "x-kubernetes-int-or-string": true })
             }
         }
     };

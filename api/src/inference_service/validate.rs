@@ -528,6 +528,7 @@ impl Validator {
             );
             return None;
         }
+        let common: FrameworkSpec;
         let (base, format, runtime, common): (&str, _, _, &FrameworkSpec) =
             if let Some(model) = &p.model {
                 let format = match &model.model_format {
@@ -557,11 +558,12 @@ impl Validator {
                 if let (Some(runtime), Some(format)) = (&model.runtime, format) {
                     self.runtime("spec.predictor.model.runtime", runtime, format);
                 }
+                common = model.framework();
                 (
                     "spec.predictor.model",
                     format,
                     model.runtime.clone(),
-                    &model.common,
+                    &common,
                 )
             } else if let Some(onnx) = &p.onnx {
                 ("spec.predictor.onnx", Some(ModelFormat::Onnx), None, onnx)

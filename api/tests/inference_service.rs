@@ -654,3 +654,72 @@ fn the_crd_is_kserves_inference_service() {
         "{status}"
     );
 }
+
+#[test]
+fn empty_documents_are_skipped_and_odd_ones_refused() {
+    let one = with_predictor("");
+    let loaded = load_str(&format!("---\n# nothing here\n---\n{one}---\n"), None).unwrap();
+    assert_eq!(loaded.services.len(), 1);
+    assert_eq!(loaded.services[0].document.index, Some(1));
+    assert_eq!(loaded.services[0].document.line, Some(4));
+
+    let e = refuse("- just\n- a list\n");
+    assert!(e.has_field(""), "{e}");
+    let e = refuse(&one.replace("kind: InferenceService\n", ""));
+    assert!(e.has_field("kind"), "{e}");
+    let e = refuse(&one.replace("apiVersion: serving.kserve.io/v1beta1\n", ""));
+    assert!(e.has_field("apiVersion"), "{e}");
+}
+
+#[test]
+fn missing_files_and_empty_folders_are_named() {
+    let missing = manifests("no-such-file.yaml");
+    let e = load_path(&missing).unwrap_err();
+    assert_eq!(
+        e.errors[0].document.file.as_deref(),
+        Some(missing.as_path())
+    );
+    assert_eq!(e.errors[0].document.index, None);
+
+    let empty = std::env::temp_dir().join(format!("kiln-api-empty-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    let e = load_path(&empty).unwrap_err();
+    std::fs::remove_dir(&empty).unwrap();
+    assert!(
+        e.to_string().contains("no .yaml, .yml or .json file"),
+        "{e}"
+    );
+}
+
+#[test]
+fn objects_built_in_code_validate_like_manifests() {
+    use kiln_api::inference_service::{
+        InferenceService, InferenceServiceSpec, ModelFormatRef, ModelSpec, PredictorSpec,
+    };
+
+    let spec = InferenceServiceSpec {
+        predictor: PredictorSpec {
+            model: Some(ModelSpec {
+                model_format: Some(ModelFormatRef {
+                    name: "pytorch".into(),
+                    version: None,
+                }),
+                storage_uri: Some("file:///models/resnet".into()),
+                ..ModelSpec::default()
+            }),
+            min_replicas: Some(0),
+            ..PredictorSpec::default()
+        },
+        ..InferenceServiceSpec::default()
+    };
+    let service = InferenceService::new("resnet", spec.clone()).with_namespace("vision");
+    assert_eq!(service.namespace(), "vision");
+    let servable = validate(&service).unwrap();
+    assert_eq!(servable.model_format, ModelFormat::PyTorch);
+    assert_eq!(servable.min_replicas, 0);
+
+    let mut with_transformer = InferenceService::new("resnet", spec);
+    with_transformer.spec.transformer = Some(serde_json::json!({"containers": []}));
+    let errors = validate(&with_transformer).unwrap_err();
+    assert_eq!(errors[0].field, "spec.transformer");
+}

@@ -83,6 +83,7 @@ fn torchscript_on_triton_gets_a_gpu_env_and_a_warning_for_runtime_version() {
     assert_eq!(s.model_format, ModelFormat::PyTorch);
     assert_eq!(s.runtime.as_deref(), Some("kserve-tritonserver"));
     assert_eq!(s.gpus, 1);
+    assert_eq!(s.protocol, Protocol::V2);
     assert_eq!(s.resources.limits["memory"], "4Gi");
     assert_eq!(s.env, vec![("OMP_NUM_THREADS".into(), "1".into())]);
     let fields: Vec<&str> = loaded.warnings.iter().map(|w| w.field.as_str()).collect();

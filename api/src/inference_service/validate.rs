@@ -128,7 +128,8 @@ pub struct ServableSpec {
     pub storage_uri: String,
     /// `runtime`, as written (`None`: Kiln's choice).
     pub runtime: Option<String>,
-    /// `protocolVersion` (absent: `v1`, as in KServe).
+    /// `protocolVersion` (absent: `v1`, KServe's default; `v2` on a Triton runtime, the only
+    /// protocol Triton speaks).
     pub protocol: Protocol,
     /// `minReplicas`; absent means 1, as in KServe. For the autoscaler's own precedence
     /// between this and a `min-scale` annotation, read `spec.predictor.min_replicas`.
@@ -590,7 +591,12 @@ impl Validator {
             }
             Some(uri) => self.storage_uri(&format!("{base}.storageUri"), uri),
         };
+        let triton = runtime
+            .as_deref()
+            .is_some_and(|r| r.to_ascii_lowercase().contains("triton"));
         let protocol = match common.protocol_version.as_deref() {
+            // Triton speaks only the v2 protocol; everything else defaults to KServe's v1.
+            None if triton => Some(Protocol::V2),
             None => Some(Protocol::V1),
             Some("v1") => Some(Protocol::V1),
             Some("v2") => Some(Protocol::V2),

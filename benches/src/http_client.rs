@@ -179,3 +179,74 @@ impl Caller for HttpCaller {
         Ok(())
     }
 }
+
+/// The predictor's batch-size histogram so far, from `GET /metrics`: (rows, model runs).
+pub async fn batch_totals(port: u16) -> Result<(f64, f64), BenchError> {
+    let stream = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|e| BenchError::context(format!("connecting to 127.0.0.1:{port}"), e))?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream))
+            .await
+            .map_err(|e| BenchError::context("HTTP/1.1 handshake", e))?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let request = Request::get("/metrics")
+        .header(hyper::header::HOST, "127.0.0.1")
+        .body(Full::default())
+        .expect("a request built from valid parts");
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| BenchError::context("GET /metrics", e))?;
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| BenchError::context("GET /metrics", e))?
+        .to_bytes();
+    Ok(parse_batch_totals(&String::from_utf8_lossy(&body)))
+}
+
+/// `kiln_predictor_batch_size_sum` and `_count` from Prometheus text (0 when absent).
+pub fn parse_batch_totals(text: &str) -> (f64, f64) {
+    let value = |name: &str| {
+        text.lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    (
+        value("kiln_predictor_batch_size_sum"),
+        value("kiln_predictor_batch_size_count"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_totals_are_read_from_prometheus_text() {
+        let text = "# TYPE kiln_predictor_batch_size histogram\n\
+                    kiln_predictor_batch_size_bucket{model=\"mlp\",le=\"1\"} 3\n\
+                    kiln_predictor_batch_size_sum{model=\"mlp\"} 40\n\
+                    kiln_predictor_batch_size_count{model=\"mlp\"} 5\n";
+        assert_eq!(parse_batch_totals(text), (40.0, 5.0));
+        assert_eq!(parse_batch_totals(""), (0.0, 0.0));
+    }
+
+    #[test]
+    fn the_binary_body_is_a_json_header_then_raw_floats() {
+        let body = Body::new(Encoding::Binary, "mlp", &[1.0, 2.0]);
+        let json_len = body.json_len.unwrap();
+        let header: serde_json::Value = serde_json::from_slice(&body.bytes[..json_len]).unwrap();
+        assert_eq!(header["inputs"][0]["parameters"]["binary_data_size"], 8);
+        assert_eq!(f32_from_le(&body.bytes[json_len..]), vec![1.0, 2.0]);
+        let json = Body::new(Encoding::Json, "mlp", &[1.0, 2.0]);
+        let v: serde_json::Value = serde_json::from_slice(&json.bytes).unwrap();
+        assert_eq!(v["inputs"][0]["data"], serde_json::json!([1.0, 2.0]));
+        assert_eq!(json.path, "/v2/models/mlp/infer");
+    }
+}

@@ -34,8 +34,29 @@ pub fn memory(pid: &str) -> Result<Memory, BenchError> {
 
 /// User plus system CPU time used so far by every thread of `pid` (`"self"` for this process).
 pub fn cpu_time(pid: &str) -> Result<Duration, BenchError> {
-    let path = format!("/proc/{pid}/stat");
-    let text = std::fs::read_to_string(&path).map_err(|e| BenchError::context(&path, e))?;
+    stat_cpu_time(&format!("/proc/{pid}/stat"))
+}
+
+/// CPU time used so far by the threads of `pid` whose name is `name` (`comm`, e.g. the
+/// predictor's `kiln-model`).
+pub fn thread_cpu_time(pid: &str, name: &str) -> Result<Duration, BenchError> {
+    let dir = format!("/proc/{pid}/task");
+    let mut total = Duration::ZERO;
+    for entry in std::fs::read_dir(&dir).map_err(|e| BenchError::context(&dir, e))? {
+        let task = entry.map_err(|e| BenchError::context(&dir, e))?.path();
+        // A thread may end between the listing and the reads; it then counts for nothing.
+        let Ok(comm) = std::fs::read_to_string(task.join("comm")) else {
+            continue;
+        };
+        if comm.trim_end() == name {
+            total += stat_cpu_time(&task.join("stat").display().to_string()).unwrap_or_default();
+        }
+    }
+    Ok(total)
+}
+
+fn stat_cpu_time(path: &str) -> Result<Duration, BenchError> {
+    let text = std::fs::read_to_string(path).map_err(|e| BenchError::context(path, e))?;
     // The command name (field 2) may hold spaces; the fields after its ')' are plain.
     let after = text
         .rsplit_once(')')
@@ -64,5 +85,9 @@ mod tests {
         let spin = std::time::Instant::now();
         while spin.elapsed() < Duration::from_millis(30) {}
         assert!(cpu_time("self").unwrap() > Duration::ZERO);
+        let main = std::fs::read_to_string("/proc/self/comm").unwrap();
+        assert!(thread_cpu_time("self", "no such thread").unwrap() == Duration::ZERO);
+        // The test runs on a thread named after the test; the process's main thread may idle.
+        let _ = thread_cpu_time("self", main.trim_end()).unwrap();
     }
 }

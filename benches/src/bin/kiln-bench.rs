@@ -85,15 +85,15 @@ struct PredictorCmd {
         default_value = "grpc,rest-json,rest-binary"
     )]
     protocols: Vec<Protocol>,
-    /// Predictor runs: off (no batching), on (batching), or both.
+    /// Predictor runs: off (no batching), on (batching, once per --batch-delay-ms), or both.
     #[arg(long, value_delimiter = ',', default_value = "off,on", value_parser = parse_on_off)]
     batching: Vec<bool>,
     /// `--max-batch-size` of the batching predictor.
     #[arg(long, default_value_t = 32)]
     batch_size: u32,
-    /// `--max-batch-delay-ms` of the batching predictor.
-    #[arg(long, default_value_t = 1.0)]
-    batch_delay_ms: f64,
+    /// `--max-batch-delay-ms` of the batching predictor; one batching run per value.
+    #[arg(long, value_delimiter = ',', default_value = "1,0.2")]
+    batch_delay_ms: Vec<f64>,
 }
 
 fn default_model() -> PathBuf {
@@ -199,6 +199,7 @@ fn predictor(cmd: PredictorCmd) -> Result<()> {
         rows: Vec::new(),
         bare_hold: bare_hold(&cmd.model)?,
         memory: Vec::new(),
+        batch_size: cmd.batch_size,
     };
     eprintln!("bare ONNX Runtime (before) ...");
     report.bare.push(bare_row(
@@ -212,25 +213,32 @@ fn predictor(cmd: PredictorCmd) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    for &batching in &cmd.batching {
+    let mut configs: Vec<Option<f64>> = Vec::new();
+    if cmd.batching.contains(&false) {
+        configs.push(None);
+    }
+    if cmd.batching.contains(&true) {
+        configs.extend(cmd.batch_delay_ms.iter().map(|&d| Some(d)));
+    }
+    for batching in configs {
         let spec = PredictorSpec {
             kiln: kiln.clone(),
             model_dir: model_dir.clone(),
             model_name: "mlp".into(),
             cpu: Some(cmd.server_cpu),
             threads: cmd.model.threads,
-            max_batch_size: if batching { cmd.batch_size } else { 1 },
-            max_batch_delay_ms: if batching { cmd.batch_delay_ms } else { 0.0 },
+            max_batch_size: if batching.is_some() {
+                cmd.batch_size
+            } else {
+                1
+            },
+            max_batch_delay_ms: batching.unwrap_or(0.0),
         };
         eprintln!("starting: {}", spec.command_line().join(" "));
         let server = PredictorProcess::start(&spec)?;
-        let tag = if batching {
-            format!(
-                "batching (max {} rows, {} ms)",
-                cmd.batch_size, cmd.batch_delay_ms
-            )
-        } else {
-            "no batching".to_string()
+        let tag = match batching {
+            Some(delay) => format!("batching (max {} rows, {delay} ms)", cmd.batch_size),
+            None => "no batching".to_string(),
         };
         report.memory.push(MemoryRow {
             label: format!("kiln predictor, {tag}, ready, before load"),
@@ -255,9 +263,9 @@ fn predictor(cmd: PredictorCmd) -> Result<()> {
                         )
                     })?;
                 eprintln!(
-                    "{:<11} {:<3} c={:<3} {:>7.0} infer/s  p50 {:.3} ms  p99 {:.3} ms  server CPU {:.0}%  client CPU {:.0}%  errors {}",
+                    "{:<11} {:<6} c={:<3} {:>7.0} infer/s  p50 {:.3} ms  p99 {:.3} ms  server CPU {:.0}%  client CPU {:.0}%  errors {}",
                     protocol.label(),
-                    if batching { "on" } else { "off" },
+                    batching.map_or("off".to_string(), |d| format!("{d} ms")),
                     concurrency,
                     row.result.rate(),
                     row.result.quantile(0.5).as_secs_f64() * 1e3,
@@ -360,9 +368,14 @@ async fn measure<C: Caller>(
 ) -> Result<Row> {
     let concurrency = callers.len();
     let wall = std::time::Instant::now();
+    let pid = server.pid().to_string();
+    let (rows_before, runs_before) = http_client::batch_totals(server.http_port).await?;
+    let model_before = procfs::thread_cpu_time(&pid, "kiln-model")?;
     let (server_before, client_before) = (server.cpu_time()?, procfs::cpu_time("self")?);
     let result: LoadResult = loadgen::run(callers, spec).await;
     let (server_after, client_after) = (server.cpu_time()?, procfs::cpu_time("self")?);
+    let model_thread = procfs::thread_cpu_time(&pid, "kiln-model")? - model_before;
+    let (rows_after, runs_after) = http_client::batch_totals(server.http_port).await?;
     let wall = wall.elapsed().as_secs_f64();
     if result.completed == 0 {
         bail!(
@@ -373,11 +386,14 @@ async fn measure<C: Caller>(
     let server_cpu = (server_after - server_before).as_secs_f64();
     Ok(Row {
         protocol,
-        batching: false,
+        batching: None,
         concurrency,
         server_cpu: server_cpu / wall,
         client_cpu: (client_after - client_before).as_secs_f64() / wall,
         server_us_per_request: server_cpu * 1e6 / result.total_ok.max(1) as f64,
+        model_thread_us_per_request: model_thread.as_secs_f64() * 1e6
+            / result.total_ok.max(1) as f64,
+        rows_per_run: (rows_after - rows_before) / (runs_after - runs_before).max(1.0),
         result,
     })
 }

@@ -25,7 +25,7 @@ if [ -z "${NGINX_BIN:-}" ]; then
   NGINX_BIN=$(command -v nginx)
 fi
 
-UP_HTTP=21101 UP_GRPC=21102 R_HTTP=21110 R_GRPC=21111 NG_PORT=21120 HOLD_HTTP=21130 HOLD_GRPC=21131
+UP_HTTP=21101 UP_GRPC=21102 R_HTTP=21110 R_GRPC=21111 NG_PORT=21120 HOLD_HTTP=21130
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
@@ -100,18 +100,24 @@ for c in 1 8 64; do
   load load-grpc --label "grpc router" --url 127.0.0.1:$R_GRPC --model echo-grpc --concurrency $c --pids $R_PID
 done
 
-# Peak RSS with 10,000 requests held in the activator queue (a fresh router, cold revision).
-taskset -c $ROUTER_CPU "$BIN" router --routes "$WORK/cold.yaml" --address 127.0.0.1 \
-  --http-port $HOLD_HTTP --grpc-port $HOLD_GRPC & H_PID=$!; PIDS+=($H_PID)
-wait_port $HOLD_HTTP
-IDLE_RSS=$(awk '/VmRSS/ {print $2}' /proc/$H_PID/status)
-taskset -c $LOAD_CPU "$BIN" hold --url http://127.0.0.1:$HOLD_HTTP/v2/models/cold/infer --count 10000 \
-  --metrics http://127.0.0.1:$HOLD_HTTP/metrics > "$WORK/hold.out" & HOLD_PID=$!; PIDS+=($HOLD_PID)
-for _ in $(seq 600); do grep -q held "$WORK/hold.out" 2>/dev/null && break; sleep 0.1; done
-cat "$WORK/hold.out"
-HELD_HWM=$(awk '/VmHWM/ {print $2}' /proc/$H_PID/status)
-HELD_RSS=$(awk '/VmRSS/ {print $2}' /proc/$H_PID/status)
-echo "{\"label\": \"hold\", \"idle_rss_kib\": $IDLE_RSS, \"held_rss_kib\": $HELD_RSS, \"held_peak_rss_kib\": $HELD_HWM}" | tee -a "$RESULTS"
+# Peak RSS with 10,000 requests held in the activator queue (a fresh router per client kind,
+# cold revision): 10,000 HTTP/1.1 connections, then 10,000 HTTP/2 streams over 10 connections.
+hold() {  # hold LABEL PORT [extra hold flags]
+  local label=$1 port=$2; shift 2
+  taskset -c $ROUTER_CPU "$BIN" router --routes "$WORK/cold.yaml" --address 127.0.0.1 \
+    --http-port $port --grpc-port $((port + 1)) & local rpid=$!; PIDS+=($rpid)
+  wait_port $port
+  local idle=$(awk '/VmRSS/ {print $2}' /proc/$rpid/status)
+  taskset -c $LOAD_CPU "$BIN" hold --url http://127.0.0.1:$port/v2/models/cold/infer --count 10000 \
+    --metrics http://127.0.0.1:$port/metrics "$@" > "$WORK/$label.out" & local hpid=$!; PIDS+=($hpid)
+  for _ in $(seq 1200); do grep -q held "$WORK/$label.out" 2>/dev/null && break; sleep 0.1; done
+  local held=$(grep -o '"held": [0-9.]*' "$WORK/$label.out" | awk '{print $2}')
+  local hwm=$(awk '/VmHWM/ {print $2}' /proc/$rpid/status)
+  echo "{\"label\": \"hold\", \"clients\": \"$label\", \"held\": ${held:-0}, \"idle_rss_kib\": $idle, \"held_peak_rss_kib\": $hwm}" | tee -a "$RESULTS"
+  kill $hpid $rpid 2>/dev/null || true
+}
+hold http1 $HOLD_HTTP
+hold http2 $((HOLD_HTTP + 2)) --http2-connections 10
 
 python3 - "$RESULTS" <<'PY'
 import json, sys
@@ -122,6 +128,6 @@ for r in rows:
     if r["label"] == "hold":
         continue
     print(f'| {r["label"]} | {r["concurrency"]} | {r["p50_us"]} | {r["p99_us"]} | {r["rps"]:.0f} | {r["cpu_us_per_request"]} | {r["failed"]} |')
-h = [r for r in rows if r["label"] == "hold"][0]
-print(f'\nRSS: idle {h["idle_rss_kib"]/1024:.1f} MiB; with 10,000 held requests {h["held_rss_kib"]/1024:.1f} MiB (peak {h["held_peak_rss_kib"]/1024:.1f} MiB)')
+for h in [r for r in rows if r["label"] == "hold"]:
+    print(f'\nRSS ({h["clients"]} clients): idle {h["idle_rss_kib"]/1024:.1f} MiB; peak with {h["held"]:.0f} held requests {h["held_peak_rss_kib"]/1024:.1f} MiB')
 PY

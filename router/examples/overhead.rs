@@ -56,6 +56,10 @@ enum Command {
         /// The router's /metrics URL, polled until the queue holds them all.
         #[arg(long)]
         metrics: String,
+        /// Send them as HTTP/2 streams over this many connections (0: one HTTP/1.1
+        /// connection per request).
+        #[arg(long, default_value_t = 0)]
+        http2_connections: usize,
     },
 }
 
@@ -109,7 +113,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             url,
             count,
             metrics,
-        } => current_thread()?.block_on(hold(url, count, metrics))?,
+            http2_connections,
+        } => current_thread()?.block_on(hold(url, count, metrics, http2_connections))?,
     }
     Ok(())
 }
@@ -367,17 +372,40 @@ async fn hold(
     url: String,
     count: usize,
     metrics: String,
+    http2_connections: usize,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let uri: hyper::Uri = url.parse()?;
     let addr: SocketAddr = uri.authority().ok_or("no authority")?.as_str().parse()?;
     let path = uri.path().to_owned();
     let mut streams = Vec::with_capacity(count);
-    for _ in 0..count {
-        let mut stream = tokio::net::TcpStream::connect(addr).await?;
-        let request = format!("GET {path} HTTP/1.1\r\nhost: hold\r\n\r\n");
-        tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes()).await?;
-        streams.push(stream);
+    let mut pending = Vec::new();
+    if http2_connections == 0 {
+        for _ in 0..count {
+            let mut stream = tokio::net::TcpStream::connect(addr).await?;
+            let request = format!("GET {path} HTTP/1.1\r\nhost: hold\r\n\r\n");
+            tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes()).await?;
+            streams.push(stream);
+        }
+    } else {
+        for c in 0..http2_connections {
+            let stream = tokio::net::TcpStream::connect(addr).await?;
+            let (sender, connection) = hyper::client::conn::http2::handshake::<_, _, Empty<Bytes>>(
+                hyper_util::rt::TokioExecutor::new(),
+                TokioIo::new(stream),
+            )
+            .await?;
+            tokio::spawn(connection);
+            let share = count / http2_connections + usize::from(c < count % http2_connections);
+            for _ in 0..share {
+                let mut sender = sender.clone();
+                let request =
+                    hyper::Request::get(format!("http://hold{path}")).body(Empty::new())?;
+                pending.push(tokio::spawn(
+                    async move { sender.send_request(request).await },
+                ));
+            }
+        }
     }
     let metrics_uri: hyper::Uri = metrics.parse()?;
     let metrics_addr: SocketAddr = metrics_uri
@@ -413,5 +441,6 @@ async fn hold(
     // Keep the connections open until the caller has read the router's RSS.
     tokio::time::sleep(Duration::from_secs(3600)).await;
     drop(streams);
+    drop(pending);
     Ok(())
 }

@@ -1,7 +1,9 @@
 //! `kiln`: the one binary that wires Kiln's crates together.
 
+mod cli;
 mod logging;
 mod predictor;
+mod up;
 
 use clap::{Parser, Subcommand};
 
@@ -19,6 +21,18 @@ enum Command {
     Predictor(kiln_predictor::PredictorArgs),
     /// Run the data plane on its own, from a routing file that is watched for changes.
     Router(kiln_router::cli::RouterArgs),
+    /// Run the whole platform on this machine, from InferenceService manifests.
+    Up(up::UpArgs),
+    /// Apply InferenceService manifests to a running `kiln up`.
+    Apply(cli::ApplyArgs),
+    /// Show InferenceServices and their status.
+    Get(cli::GetArgs),
+    /// Delete an InferenceService.
+    Delete(cli::DeleteArgs),
+    /// Print the logs of a service's replicas.
+    Logs(cli::LogsArgs),
+    /// Canary rollouts: status, canary, promote, rollback.
+    Rollout(cli::RolloutArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -34,11 +48,24 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    let admin = |result: Result<(), cli::CliError>| match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kiln: {e}");
+            std::process::ExitCode::from(e.exit_code())
+        }
+    };
     let result = match cli.command {
         Command::Predictor(args) => runtime.block_on(predictor::run(args)),
         Command::Router(args) => runtime
             .block_on(kiln_router::cli::run(args))
             .map_err(anyhow::Error::from),
+        Command::Up(args) => runtime.block_on(up::run(args)),
+        Command::Apply(args) => return admin(runtime.block_on(args.run())),
+        Command::Get(args) => return admin(runtime.block_on(args.run())),
+        Command::Delete(args) => return admin(runtime.block_on(args.run())),
+        Command::Logs(args) => return admin(runtime.block_on(args.run())),
+        Command::Rollout(args) => return admin(runtime.block_on(args.run())),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -28,6 +28,15 @@ fn input(name: &str, shape: Value, datatype: &str, data: Value) -> String {
         .to_string()
 }
 
+/// Path, body, extra headers, expected status, and a phrase the error message must contain.
+type Case = (
+    &'static str,
+    String,
+    Vec<(&'static str, String)>,
+    u16,
+    &'static str,
+);
+
 #[tokio::test]
 async fn each_bad_request_gets_its_status_and_a_message() {
     let dir = fixtures().join("mlp");
@@ -40,7 +49,7 @@ async fn each_bad_request_gets_its_status_and_a_message() {
         "100000",
     ]);
     let row = json!(input_row(0));
-    let cases: Vec<(&str, String, Vec<(&str, String)>, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         ("/v2/models/mlp/infer", "{not json".into(), vec![], 400, "malformed request body"),
         ("/v2/models/nope/infer", input("input", json!([1, 784]), "FP32", row.clone()), vec![], 404, "'nope'"),
         ("/v2/models/mlp/infer", input("pixels", json!([1, 784]), "FP32", row.clone()), vec![], 400, "unknown input 'pixels'"),

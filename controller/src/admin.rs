@@ -1,0 +1,158 @@
+//! The admin API: what `kiln apply|get|delete|logs|rollout` talk to. JSON in and out;
+//! errors are `{"error": "..."}` with 422 (invalid manifest), 404, 409 or 500. When a token
+//! is configured every request must carry `Authorization: Bearer <token>`.
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::controller::{ControlError, Controller};
+
+#[derive(Clone)]
+struct AdminState {
+    controller: Controller,
+    token: Option<String>,
+}
+
+/// The admin routes over `controller`.
+pub fn router(controller: Controller, token: Option<String>) -> Router {
+    let state = AdminState { controller, token };
+    Router::new()
+        .route("/v1/apply", post(apply))
+        .route("/v1/inferenceservices", get(list))
+        .route(
+            "/v1/namespaces/{namespace}/inferenceservices/{name}",
+            get(get_one).delete(delete),
+        )
+        .route(
+            "/v1/namespaces/{namespace}/inferenceservices/{name}/logs",
+            get(logs),
+        )
+        .route(
+            "/v1/namespaces/{namespace}/inferenceservices/{name}/rollout/{action}",
+            post(rollout),
+        )
+        .layer(middleware::from_fn_with_state(state.clone(), authorize))
+        .with_state(state)
+}
+
+async fn authorize(State(state): State<AdminState>, request: Request, next: Next) -> Response {
+    if let Some(token) = &state.token {
+        let presented = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if presented != Some(token.as_str()) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                Json(json!({"error": "a valid bearer token is required (KILN_TOKEN)"})),
+            )
+                .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+fn error(e: ControlError) -> Response {
+    let status = match e {
+        ControlError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        ControlError::NotFound(_) => StatusCode::NOT_FOUND,
+        ControlError::Conflict(_) => StatusCode::CONFLICT,
+        ControlError::Store(_) | ControlError::Router(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    (status, Json(json!({"error": e.to_string()}))).into_response()
+}
+
+async fn apply(State(state): State<AdminState>, body: String) -> Response {
+    let controller = state.controller.clone();
+    match tokio::task::spawn_blocking(move || controller.apply(&body)).await {
+        Ok(Ok(report)) => Json(report).into_response(),
+        Ok(Err(e)) => error(e),
+        Err(e) => error(ControlError::Conflict(format!("apply failed: {e}"))),
+    }
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    namespace: Option<String>,
+}
+
+async fn list(State(state): State<AdminState>, Query(q): Query<ListQuery>) -> Response {
+    Json(json!({"items": state.controller.list(q.namespace.as_deref())})).into_response()
+}
+
+async fn get_one(
+    State(state): State<AdminState>,
+    Path((namespace, name)): Path<(String, String)>,
+) -> Response {
+    match state.controller.get(&namespace, &name) {
+        Ok(service) => Json(service).into_response(),
+        Err(e) => error(e),
+    }
+}
+
+async fn delete(
+    State(state): State<AdminState>,
+    Path((namespace, name)): Path<(String, String)>,
+) -> Response {
+    match state.controller.delete(&namespace, &name) {
+        Ok(()) => Json(json!({"deleted": format!("{namespace}/{name}")})).into_response(),
+        Err(e) => error(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct LogsQuery {
+    revision: Option<String>,
+}
+
+async fn logs(
+    State(state): State<AdminState>,
+    Path((namespace, name)): Path<(String, String)>,
+    Query(q): Query<LogsQuery>,
+) -> Response {
+    match state
+        .controller
+        .logs(&namespace, &name, q.revision.as_deref())
+    {
+        Ok(lines) => Json(json!({"lines": lines})).into_response(),
+        Err(e) => error(e),
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct RolloutBody {
+    percent: Option<u32>,
+}
+
+async fn rollout(
+    State(state): State<AdminState>,
+    Path((namespace, name, action)): Path<(String, String, String)>,
+    body: Option<Json<RolloutBody>>,
+) -> Response {
+    let body = body.map(|Json(b)| b).unwrap_or_default();
+    let c = &state.controller;
+    let result = match action.as_str() {
+        "canary" => match body.percent {
+            Some(p) => c.canary(&namespace, &name, p),
+            None => Err(ControlError::Invalid(
+                "canary needs {\"percent\": P}".into(),
+            )),
+        },
+        "promote" => c.promote(&namespace, &name),
+        "rollback" => c.rollback(&namespace, &name),
+        other => Err(ControlError::Invalid(format!(
+            "unknown rollout action '{other}' (canary, promote, rollback)"
+        ))),
+    };
+    match result.and_then(|()| c.get(&namespace, &name)) {
+        Ok(service) => Json(service).into_response(),
+        Err(e) => error(e),
+    }
+}

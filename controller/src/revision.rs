@@ -1,0 +1,74 @@
+//! Revisions: the immutable, numbered snapshots of a predictor spec, and how one turns into
+//! `kiln predictor` replicas.
+
+use kiln_api::inference_service::{ModelFormat, ServableSpec};
+use kiln_api::load::RevisionKey;
+use serde::{Deserialize, Serialize};
+
+use crate::local::ReplicaTemplate;
+
+/// One revision of one service, as persisted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RevisionRecord {
+    /// `{service}-predictor-{generation:05}`.
+    pub name: String,
+    /// 1, 2, 3, ...
+    pub generation: u32,
+    /// [`ServableSpec::spec_hash`] of the spec it was made from.
+    pub spec_hash: String,
+    /// Arguments after `kiln predictor`.
+    pub args: Vec<String>,
+    /// Environment of its replicas.
+    pub env: Vec<(String, String)>,
+    /// GPUs per replica.
+    pub gpus: u32,
+    /// `containerConcurrency` (0 = unlimited).
+    pub container_concurrency: u32,
+    /// Whether a replica of it has been ready at least once (Knative's revision Ready).
+    pub ready_once: bool,
+}
+
+impl RevisionRecord {
+    /// The revision `generation` of service `name` for `spec`.
+    pub fn new(name: &str, generation: u32, spec: &ServableSpec) -> Self {
+        let revision = kiln_api::inference_service::revision_name(name, generation);
+        let format = match spec.model_format {
+            ModelFormat::Onnx => "onnx",
+            ModelFormat::PyTorch => "pytorch",
+        };
+        let mut args = vec![
+            "--model-name".to_owned(),
+            name.to_owned(),
+            "--storage-uri".to_owned(),
+            spec.storage_uri.clone(),
+            "--model-format".to_owned(),
+            format.to_owned(),
+        ];
+        if spec.gpus > 0 {
+            args.extend(["--device".to_owned(), "cuda".to_owned()]);
+        }
+        RevisionRecord {
+            name: revision,
+            generation,
+            spec_hash: spec.spec_hash(),
+            args,
+            env: spec.env.clone(),
+            gpus: spec.gpus,
+            container_concurrency: spec.container_concurrency,
+            ready_once: false,
+        }
+    }
+
+    /// The key the router and autoscaler know it by.
+    pub fn key(&self, namespace: &str) -> RevisionKey {
+        RevisionKey::new(namespace, &self.name)
+    }
+
+    /// What the local backend runs for it.
+    pub fn template(&self, namespace: &str) -> ReplicaTemplate {
+        let mut template = ReplicaTemplate::new(self.key(namespace), self.args.clone());
+        template.env = self.env.clone();
+        template.gpus_per_replica = self.gpus;
+        template
+    }
+}

@@ -1,0 +1,55 @@
+//! The commands that talk to a running `kiln up` through its admin API:
+//! `apply`, `get`, `delete`, `logs` and `rollout`. Exit codes a CI job can branch on:
+//! 0 done, 1 failed, 2 invalid input, 3 timed out, each with one line on stderr.
+
+mod client;
+mod commands;
+mod wait;
+
+pub(crate) use commands::{ApplyArgs, DeleteArgs, GetArgs, LogsArgs, RolloutArgs};
+
+/// Where the admin API is, and which namespace.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct Target {
+    /// The admin API of `kiln up`.
+    #[arg(
+        long,
+        env = "KILN_SERVER",
+        default_value = "http://127.0.0.1:8079",
+        global = true
+    )]
+    server: String,
+    /// The namespace.
+    #[arg(
+        short = 'n',
+        long,
+        env = "KILN_NAMESPACE",
+        default_value = "default",
+        global = true
+    )]
+    namespace: String,
+}
+
+/// A command's failure, with the exit code it maps to.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CliError {
+    /// Exit 1.
+    #[error("{0}")]
+    Failed(String),
+    /// Exit 2.
+    #[error("{0}")]
+    Invalid(String),
+    /// Exit 3.
+    #[error("{0}")]
+    TimedOut(String),
+}
+
+impl CliError {
+    pub(crate) fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Failed(_) => 1,
+            CliError::Invalid(_) => 2,
+            CliError::TimedOut(_) => 3,
+        }
+    }
+}

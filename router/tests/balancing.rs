@@ -173,3 +173,53 @@ async fn a_draining_endpoint_takes_no_new_requests_and_its_in_flight_ones_finish
     assert_eq!(slow.requests(), 1);
     assert_eq!(table.services()[0].revisions[0].endpoints, vec![other.addr]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_never_waits_while_another_endpoint_has_a_free_slot() {
+    let slow = Upstream::with_delay("slow", Duration::from_secs(2)).await;
+    let fast = Upstream::start("fast").await;
+    let router = Router::builder().build().unwrap();
+    let table = router.table();
+    table
+        .upsert_service(
+            ServiceSpec::new("mlp").revision(
+                RevisionSpec::new("mlp-1", 100)
+                    .container_concurrency(1)
+                    .endpoints([slow.addr]),
+            ),
+        )
+        .unwrap();
+    let router = router.start().await.unwrap();
+    let addr = router.http_addr();
+    let c = client();
+    let first = {
+        let c = c.clone();
+        tokio::spawn(async move { get(&c, addr, "/v2/models/mlp/infer", &[]).await })
+    };
+    eventually("the slow endpoint busy", || {
+        slow.seen.current.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    // Its only slot is taken: the next request waits in the queue...
+    let second = {
+        let c = c.clone();
+        tokio::spawn(async move { get(&c, addr, "/v2/models/mlp/infer", &[]).await })
+    };
+    eventually("one queued", || table.queued(&key("mlp-1")) == Some(1)).await;
+    // ...until an endpoint with a free slot appears, then goes there at once.
+    table.add_endpoint(&key("mlp-1"), fast.addr).unwrap();
+    let reply = second.await.unwrap();
+    assert_eq!(reply.body, "fast");
+    assert!(
+        !first.is_finished(),
+        "served while the slow one still held its slot"
+    );
+    for _ in 0..5 {
+        assert_eq!(
+            get(&c, addr, "/v2/models/mlp/infer", &[]).await.body,
+            "fast"
+        );
+    }
+    assert_eq!(first.await.unwrap().body, "slow");
+    assert_eq!(slow.seen.max_concurrent.load(Ordering::SeqCst), 1);
+}

@@ -134,9 +134,14 @@ struct RolloutBody {
 async fn rollout(
     State(state): State<AdminState>,
     Path((namespace, name, action)): Path<(String, String, String)>,
-    body: Option<Json<RolloutBody>>,
+    body: axum::body::Bytes,
 ) -> Response {
-    let body = body.map(|Json(b)| b).unwrap_or_default();
+    // An empty body (or JSON null) means no parameters.
+    let body: RolloutBody = match serde_json::from_slice::<Option<RolloutBody>>(&body) {
+        Ok(parsed) => parsed.unwrap_or_default(),
+        Err(_) if body.iter().all(u8::is_ascii_whitespace) => RolloutBody::default(),
+        Err(e) => return error(ControlError::Invalid(format!("rollout body: {e}"))),
+    };
     let c = &state.controller;
     let result = match action.as_str() {
         "canary" => match body.percent {

@@ -275,7 +275,7 @@ impl RolloutArgs {
     pub(crate) async fn run(self) -> Result<(), CliError> {
         let (common, action, body, want): (&RolloutCommon, Option<&str>, Value, Option<i64>) =
             match &self.action {
-                RolloutAction::Status(c) => (c, None, Value::Null, None),
+                RolloutAction::Status(c) => (c, None, json!({}), None),
                 RolloutAction::Canary { common, percent } => {
                     if *percent > 100 {
                         return Err(CliError::Invalid(format!(

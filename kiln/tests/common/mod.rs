@@ -186,3 +186,10 @@ pub fn assert_close(got: &[f32], want: &[f32]) {
         assert!((g - w).abs() <= tol, "element {k}: got {g}, want {w}");
     }
 }
+
+pub mod up;
+
+/// A v2 inference body for the fixture MLP (one row).
+pub fn mlp_body(seed: usize) -> serde_json::Value {
+    serde_json::json!({"inputs": [{"name": "input", "shape": [1, 784], "datatype": "FP32", "data": input_row(seed)}]})
+}

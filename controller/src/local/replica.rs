@@ -137,7 +137,8 @@ pub(crate) async fn supervise(mut child: Child, ctx: ReplicaCtx, mut stop: onesh
         return;
     };
     let mut lines = LossyLines::new(stdout);
-    let deadline = Instant::now() + ctx.config.ready_timeout;
+    let spawned = Instant::now();
+    let deadline = spawned + ctx.config.ready_timeout;
     let mut ports: Option<(u16, u16)> = None;
     let mut stdout_open = true;
     let started = loop {
@@ -152,11 +153,21 @@ pub(crate) async fn supervise(mut child: Child, ctx: ReplicaCtx, mut stop: onesh
                         ports = Some((http_port, grpc_port));
                     }
                     StdoutEvent::Ready => match ports {
-                        Some((http, grpc)) => break Started::Ready(Endpoint {
+                        Some((http, grpc)) => {
+                            // The predictor's own figures (download_ms, load_ms, cache_hit)
+                            // with the time from spawn: what a cold start is made of.
+                            tracing::info!(
+                                pid,
+                                spawn_to_ready_ms = spawned.elapsed().as_secs_f64() * 1000.0,
+                                ready = %line,
+                                "replica start"
+                            );
+                            break Started::Ready(Endpoint {
                             http: SocketAddr::from((Ipv4Addr::LOCALHOST, http)),
                             grpc: SocketAddr::from((Ipv4Addr::LOCALHOST, grpc)),
                             pid,
-                        }),
+                        })
+                        }
                         None => break Started::Failed("ready before listening".to_owned()),
                     },
                     StdoutEvent::Other => tracing::debug!(pid, line, "replica stdout"),

@@ -354,3 +354,27 @@ fn bad_manifests_exit_2_and_apply_nothing() {
     let out = up.kiln(&["get", "isvc", "nothing"]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn asking_for_more_gpus_than_the_machine_has_leaves_the_revision_not_ready_with_a_reason() {
+    let state = tempfile::tempdir().unwrap();
+    let up = Up::start(state.path());
+    let fields =
+        "    minReplicas: 1\n    resources:\n      limits:\n        nvidia.com/gpu: \"1\"\n";
+    up.apply(&manifest("gpu", fields, "g"));
+    let service = up.wait_for(
+        "gpu",
+        Duration::from_secs(20),
+        "an Unschedulable condition",
+        |s| {
+            s["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "PredictorReady" && c["reason"] == "Unschedulable")
+        },
+    );
+    let text = service.to_string();
+    assert!(text.contains("GPU"), "the condition says why: {text}");
+    assert!(!ready(&service));
+}

@@ -38,6 +38,7 @@ impl Up {
             .arg(state_dir)
             .current_dir(super::repo())
             .env("RUST_LOG", "warn")
+            .env("KILN_GPUS", "") // no GPUs, whatever the machine has
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

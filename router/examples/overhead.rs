@@ -86,6 +86,9 @@ struct LoadArgs {
     /// Label printed with the figures.
     #[arg(long, default_value = "")]
     label: String,
+    /// POST this file's contents (as JSON) instead of an empty GET (HTTP only).
+    #[arg(long)]
+    body_file: Option<std::path::PathBuf>,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -228,6 +231,10 @@ const STOP: u8 = 2;
 async fn load(args: LoadArgs, grpc: bool) -> Result<(), Box<dyn std::error::Error>> {
     let phase = Arc::new(AtomicU8::new(WARMUP));
     let failed = Arc::new(AtomicBool::new(false));
+    let body = match &args.body_file {
+        Some(path) => Some(Bytes::from(std::fs::read(path)?)),
+        None => None,
+    };
     let mut workers = Vec::new();
     let channel = if grpc {
         Some(
@@ -249,6 +256,7 @@ async fn load(args: LoadArgs, grpc: bool) -> Result<(), Box<dyn std::error::Erro
         };
         let channel = channel.clone();
         let model = args.model.clone();
+        let body = body.clone();
         workers.push(tokio::spawn(async move {
             let mut latencies: Vec<u32> = Vec::with_capacity(1 << 16);
             if let Some(channel) = channel {
@@ -290,8 +298,7 @@ async fn load(args: LoadArgs, grpc: bool) -> Result<(), Box<dyn std::error::Erro
             };
             let _ = stream.set_nodelay(true);
             let Ok((mut sender, connection)) =
-                hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
-                    .await
+                hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream)).await
             else {
                 failed.store(true, Ordering::Relaxed);
                 return latencies;
@@ -302,10 +309,13 @@ async fn load(args: LoadArgs, grpc: bool) -> Result<(), Box<dyn std::error::Erro
                 if p == STOP {
                     break;
                 }
-                let request = hyper::Request::get(url.path())
-                    .header("host", "echo.default.example.com")
-                    .body(Empty::new())
-                    .unwrap_or_default();
+                let request = match &body {
+                    Some(body) => hyper::Request::post(url.path())
+                        .header("content-type", "application/json")
+                        .body(Full::new(body.clone())),
+                    None => hyper::Request::get(url.path()).body(Full::new(Bytes::new())),
+                }
+                .unwrap_or_default();
                 let start = Instant::now();
                 if sender.ready().await.is_err() {
                     failed.store(true, Ordering::Relaxed);

@@ -508,6 +508,10 @@ impl EndpointEvents for BackendEvents {
                 record.unschedulable = None;
             }
             tracing::info!(%revision, "revision ready");
+            // A rollout may have left older revisions without traffic: collect beyond retention.
+            for gone in record.collect_garbage() {
+                inner.forget_revision(&gone.key(&key.0));
+            }
             let snapshot = record.clone();
             if let Err(e) = inner
                 .sync(&snapshot)

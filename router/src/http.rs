@@ -26,6 +26,9 @@ pub const PIN_REVISION_HEADER: &str = "x-kiln-revision";
 /// Header pinning a revision by tag.
 pub const PIN_TAG_HEADER: &str = "x-kiln-tag";
 
+const PIN_REVISION: http::HeaderName = http::HeaderName::from_static(PIN_REVISION_HEADER);
+const PIN_TAG: http::HeaderName = http::HeaderName::from_static(PIN_TAG_HEADER);
+
 /// Settings and state shared by every connection.
 pub(crate) struct App {
     pub(crate) table: TableHandle,
@@ -71,7 +74,7 @@ fn model_in_path(path: &str) -> Result<Option<&str>, RequestError> {
     }
 }
 
-fn header_str<'r>(req: &'r Request<Incoming>, name: &str) -> Option<&'r str> {
+fn header_str<'r>(req: &'r Request<Incoming>, name: &http::HeaderName) -> Option<&'r str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -137,7 +140,7 @@ impl App {
         req.uri()
             .authority()
             .map(|a| a.as_str())
-            .or_else(|| header_str(req, "host"))
+            .or_else(|| header_str(req, &header::HOST))
     }
 
     /// Answers one request.
@@ -205,9 +208,9 @@ impl App {
         let result =
             self.resolve(&snapshot, Self::host(req), model)
                 .and_then(|(service, host_tag)| {
-                    let pin = if let Some(name) = header_str(req, PIN_REVISION_HEADER) {
+                    let pin = if let Some(name) = header_str(req, &PIN_REVISION) {
                         Pin::Revision(name)
-                    } else if let Some(tag) = header_str(req, PIN_TAG_HEADER) {
+                    } else if let Some(tag) = header_str(req, &PIN_TAG) {
                         Pin::Tag(tag)
                     } else if let Some(tag) = host_tag.as_deref() {
                         Pin::Tag(tag)

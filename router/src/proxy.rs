@@ -22,6 +22,8 @@ use crate::stats::InRevision;
 /// The response header naming the revision that answered.
 pub const REVISION_HEADER: &str = "x-kiln-revision";
 
+const REVISION: HeaderName = HeaderName::from_static(REVISION_HEADER);
+
 /// Most idle HTTP/1.1 connections kept per endpoint.
 const MAX_IDLE: usize = 1024;
 
@@ -182,6 +184,10 @@ const HOP_BY_HOP: [HeaderName; 5] = [
 ];
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // One pass over the (few) headers first: most messages carry none of these.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     if let Some(connection) = headers.get(header::CONNECTION).cloned()
         && let Ok(names) = connection.to_str()
     {
@@ -300,7 +306,7 @@ pub(crate) async fn forward(
             strip_hop_by_hop(&mut parts.headers);
             parts
                 .headers
-                .insert(REVISION_HEADER, revision.header_value.clone());
+                .insert(REVISION, revision.header_value.clone());
             let done = Done {
                 _lease: lease,
                 _count: count,

@@ -1,7 +1,6 @@
 //! `kiln`: the one binary that wires Kiln's crates together.
 
 mod cli;
-mod logging;
 mod predictor;
 mod up;
 
@@ -37,7 +36,7 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    logging::init();
+    kiln_predictor::logging::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

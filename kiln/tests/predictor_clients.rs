@@ -4,73 +4,60 @@
 
 mod common;
 
+use std::path::PathBuf;
+
 use common::{Predictor, fixtures, python, repo};
 
-fn run_triton_clients(p: &Predictor, model: &str) {
-    let output = std::process::Command::new(python())
-        .arg(repo().join("kiln/tests/clients/triton_clients.py"))
+/// Runs a client script from kiln/tests/clients with the predictor's ports and the model.
+fn run_clients(interpreter: PathBuf, script: &str, p: &Predictor, model: &str) {
+    let output = std::process::Command::new(&interpreter)
+        .arg(repo().join("kiln/tests/clients").join(script))
         .args([
             p.http_port.to_string(),
             p.grpc_port.to_string(),
             model.to_owned(),
         ])
         .output()
-        .expect("running the Python client script (scripts/setup.sh makes the venv)");
+        .unwrap_or_else(|e| {
+            panic!(
+                "running {} (scripts/setup.sh makes it): {e}",
+                interpreter.display()
+            )
+        });
     assert!(
         output.status.success(),
-        "Triton clients failed:\n{}\n{}",
+        "{script} failed:\n{}\n{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+fn serve(model: &str, folder: &str) -> Predictor {
+    let dir = fixtures().join(folder);
+    Predictor::start(&[
+        "--model-name",
+        model,
+        "--storage-uri",
+        dir.to_str().unwrap(),
+    ])
 }
 
 #[test]
 fn triton_clients_against_the_onnx_model() {
-    let dir = fixtures().join("mlp");
-    let p = Predictor::start(&[
-        "--model-name",
-        "mlp",
-        "--storage-uri",
-        dir.to_str().unwrap(),
-    ]);
-    run_triton_clients(&p, "mlp");
+    let p = serve("mlp", "mlp");
+    run_clients(python(), "triton_clients.py", &p, "mlp");
 }
 
 #[test]
 fn triton_clients_against_the_torchscript_model() {
-    let dir = fixtures().join("mlp-torch");
-    let p = Predictor::start(&[
-        "--model-name",
-        "mlp-torch",
-        "--storage-uri",
-        dir.to_str().unwrap(),
-    ]);
+    let p = serve("mlp-torch", "mlp-torch");
     assert_eq!(p.ready["event"], "ready");
-    run_triton_clients(&p, "mlp-torch");
+    run_clients(python(), "triton_clients.py", &p, "mlp-torch");
 }
 
 #[test]
 fn kserve_clients_against_the_onnx_model() {
-    let dir = fixtures().join("mlp");
-    let p = Predictor::start(&[
-        "--model-name",
-        "mlp",
-        "--storage-uri",
-        dir.to_str().unwrap(),
-    ]);
-    let output = std::process::Command::new(repo().join(".kiln-cache/venv-kserve/bin/python"))
-        .arg(repo().join("kiln/tests/clients/kserve_clients.py"))
-        .args([
-            p.http_port.to_string(),
-            p.grpc_port.to_string(),
-            "mlp".to_owned(),
-        ])
-        .output()
-        .expect("running KServe's clients (scripts/setup.sh makes .kiln-cache/venv-kserve)");
-    assert!(
-        output.status.success(),
-        "KServe clients failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let p = serve("mlp", "mlp");
+    let interpreter = repo().join(".kiln-cache/venv-kserve/bin/python");
+    run_clients(interpreter, "kserve_clients.py", &p, "mlp");
 }

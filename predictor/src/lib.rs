@@ -22,6 +22,7 @@ pub mod events;
 pub mod grpc;
 pub mod http;
 pub mod layout;
+pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod native;

@@ -1,7 +1,8 @@
-//! Logs go to stderr (stdout is reserved for the predictor's event lines), filtered by
-//! `RUST_LOG` (default `info`).
+//! Logs to stderr (stdout carries only the event lines), filtered by `RUST_LOG` (default
+//! `info`), coloured only on a terminal. Shared by `kiln` and `kiln-predictor-torch`.
 
-pub(crate) fn init() {
+/// Installs the process-wide subscriber. Call once, at start.
+pub fn init() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()

@@ -151,12 +151,13 @@ fn thousands(v: f64) -> String {
 }
 
 impl Report {
-    /// The bare rate the ratios divide by: the mean of the bare runs.
+    /// The bare rate the ratios divide by: the best of the bare runs (whatever else runs on
+    /// the machine can only slow a run down, so the best is the least disturbed), or NaN.
     pub fn bare_rate(&self) -> f64 {
-        if self.bare.is_empty() {
-            return f64::NAN;
-        }
-        self.bare.iter().map(|b| b.result.rate()).sum::<f64>() / self.bare.len() as f64
+        self.bare
+            .iter()
+            .map(|b| b.result.rate())
+            .fold(f64::NAN, f64::max)
     }
 
     /// The row for a cell, if it was run.
@@ -252,19 +253,20 @@ impl Report {
         let bare = self.bare_rate();
         let mut out = String::new();
         out.push_str(
-            "| path | batching | concurrency | infer/s | x bare | p50 ms | p99 ms | server CPU | server CPU us/infer (model thread) | rows/run | client CPU | errors |\n\
-             |---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
+            "| path | batching | concurrency | infer/s | x bare | p50 ms | p99 ms | max ms | server CPU | server CPU us/infer (model thread) | rows/run | client CPU | errors |\n\
+             |---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
         );
         for b in &self.bare {
             let r = &b.result;
             let _ = writeln!(
                 out,
-                "| bare ONNX Runtime, in process ({}) | - | 1 | {} | {:.2} | {:.3} | {:.3} | - | {:.0} (bare caller) | 1 | {:.0}% | {} |",
+                "| bare ONNX Runtime, in process ({}) | - | 1 | {} | {:.2} | {:.3} | {:.3} | {:.2} | - | {:.0} (bare caller) | 1 | {:.0}% | {} |",
                 b.when,
                 thousands(r.rate()),
                 r.rate() / bare,
                 ms(r.quantile(0.5)),
                 ms(r.quantile(0.99)),
+                ms(r.quantile(1.0)),
                 b.cpu_us_per_request,
                 b.cpu * 100.0,
                 r.errors,
@@ -274,7 +276,7 @@ impl Report {
             let r = &row.result;
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {:.2} | {:.3} | {:.3} | {:.0}% | {:.0} ({:.0}) | {:.1} | {:.0}% | {} |",
+                "| {} | {} | {} | {} | {:.2} | {:.3} | {:.3} | {:.2} | {:.0}% | {:.0} ({:.0}) | {:.1} | {:.0}% | {} |",
                 row.protocol.label(),
                 batching_label(row.batching, self.batch_size),
                 row.concurrency,
@@ -282,6 +284,7 @@ impl Report {
                 r.rate() / bare,
                 ms(r.quantile(0.5)),
                 ms(r.quantile(0.99)),
+                ms(r.quantile(1.0)),
                 row.server_cpu * 100.0,
                 row.server_us_per_request,
                 row.model_thread_us_per_request,
@@ -373,9 +376,9 @@ mod tests {
     }
 
     #[test]
-    fn goals_are_checked_against_the_mean_bare_rate_and_the_unbatched_row() {
+    fn goals_are_checked_against_the_best_bare_rate() {
         let report = Report {
-            bare: vec![bare_row("before", 9_000), bare_row("after", 11_000)],
+            bare: vec![bare_row("before", 10_000), bare_row("after", 7_000)],
             rows: vec![
                 row(Protocol::GrpcRaw, None, 8, 8_000),
                 row(Protocol::GrpcRaw, Some(1.0), 8, 7_000),

@@ -263,13 +263,15 @@ fn predictor(cmd: PredictorCmd) -> Result<()> {
                         )
                     })?;
                 eprintln!(
-                    "{:<11} {:<6} c={:<3} {:>7.0} infer/s  p50 {:.3} ms  p99 {:.3} ms  server CPU {:.0}%  client CPU {:.0}%  errors {}",
+                    "{:<11} {:<6} c={:<3} {:>7.0} infer/s  p50 {:.3} ms  p99 {:.3} ms  p99.9 {:.3} ms  max {:.3} ms  server CPU {:.0}%  client CPU {:.0}%  errors {}",
                     protocol.label(),
                     batching.map_or("off".to_string(), |d| format!("{d} ms")),
                     concurrency,
                     row.result.rate(),
                     row.result.quantile(0.5).as_secs_f64() * 1e3,
                     row.result.quantile(0.99).as_secs_f64() * 1e3,
+                    row.result.quantile(0.999).as_secs_f64() * 1e3,
+                    row.result.quantile(1.0).as_secs_f64() * 1e3,
                     row.server_cpu * 100.0,
                     row.client_cpu * 100.0,
                     row.result.errors,

@@ -55,6 +55,30 @@ pub fn thread_cpu_time(pid: &str, name: &str) -> Result<Duration, BenchError> {
     Ok(total)
 }
 
+/// CPU time every process on the machine has used so far, all CPUs together (the first
+/// line of `/proc/stat`, without idle and iowait).
+pub fn machine_busy_time() -> Result<Duration, BenchError> {
+    let text =
+        std::fs::read_to_string("/proc/stat").map_err(|e| BenchError::context("/proc/stat", e))?;
+    let ticks: Vec<u64> = text
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("cpu "))
+        .ok_or_else(|| BenchError::msg("/proc/stat: no cpu line"))?
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal [guest guest_nice, counted in user].
+    let busy: u64 = ticks
+        .iter()
+        .take(8)
+        .enumerate()
+        .filter(|&(i, _)| i != 3 && i != 4)
+        .map(|(_, t)| t)
+        .sum();
+    Ok(Duration::from_millis(busy * 1000 / USER_HZ))
+}
+
 fn stat_cpu_time(path: &str) -> Result<Duration, BenchError> {
     let text = std::fs::read_to_string(path).map_err(|e| BenchError::context(path, e))?;
     // The command name (field 2) may hold spaces; the fields after its ')' are plain.
@@ -85,6 +109,7 @@ mod tests {
         let spin = std::time::Instant::now();
         while spin.elapsed() < Duration::from_millis(30) {}
         assert!(cpu_time("self").unwrap() > Duration::ZERO);
+        assert!(machine_busy_time().unwrap() >= cpu_time("self").unwrap());
         let main = std::fs::read_to_string("/proc/self/comm").unwrap();
         assert!(thread_cpu_time("self", "no such thread").unwrap() == Duration::ZERO);
         // The test runs on a thread named after the test; the process's main thread may idle.

@@ -68,6 +68,9 @@ pub struct Row {
     pub model_thread_us_per_request: f64,
     /// Mean rows per model run, from the predictor's batch-size histogram.
     pub rows_per_run: f64,
+    /// CPU used meanwhile by everything else on the machine, in cores: how disturbed the
+    /// cell was.
+    pub other_cpu: f64,
 }
 
 /// One run of the bare in-process caller.
@@ -82,6 +85,8 @@ pub struct BareRow {
     /// Its CPU time per inference, in microseconds (shown in the server column, in
     /// parentheses, for comparison).
     pub cpu_us_per_request: f64,
+    /// CPU used meanwhile by every other process, in cores.
+    pub other_cpu: f64,
 }
 
 /// A predictor's memory at one moment.
@@ -253,14 +258,14 @@ impl Report {
         let bare = self.bare_rate();
         let mut out = String::new();
         out.push_str(
-            "| path | batching | concurrency | infer/s | x bare | p50 ms | p99 ms | max ms | server CPU | server CPU us/infer (model thread) | rows/run | client CPU | errors |\n\
-             |---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
+            "| path | batching | concurrency | infer/s | x bare | p50 ms | p99 ms | max ms | server CPU | server CPU us/infer (model thread) | rows/run | client CPU | other CPU | errors |\n\
+             |---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
         );
         for b in &self.bare {
             let r = &b.result;
             let _ = writeln!(
                 out,
-                "| bare ONNX Runtime, in process ({}) | - | 1 | {} | {:.2} | {:.3} | {:.3} | {:.2} | - | {:.0} (bare caller) | 1 | {:.0}% | {} |",
+                "| bare ONNX Runtime, in process ({}) | - | 1 | {} | {:.2} | {:.3} | {:.3} | {:.2} | - | {:.0} (bare caller) | 1 | {:.0}% | {:.0}% | {} |",
                 b.when,
                 thousands(r.rate()),
                 r.rate() / bare,
@@ -269,6 +274,7 @@ impl Report {
                 ms(r.quantile(1.0)),
                 b.cpu_us_per_request,
                 b.cpu * 100.0,
+                b.other_cpu * 100.0,
                 r.errors,
             );
         }
@@ -276,7 +282,7 @@ impl Report {
             let r = &row.result;
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {:.2} | {:.3} | {:.3} | {:.2} | {:.0}% | {:.0} ({:.0}) | {:.1} | {:.0}% | {} |",
+                "| {} | {} | {} | {} | {:.2} | {:.3} | {:.3} | {:.2} | {:.0}% | {:.0} ({:.0}) | {:.1} | {:.0}% | {:.0}% | {} |",
                 row.protocol.label(),
                 batching_label(row.batching, self.batch_size),
                 row.concurrency,
@@ -290,6 +296,7 @@ impl Report {
                 row.model_thread_us_per_request,
                 row.rows_per_run,
                 row.client_cpu * 100.0,
+                row.other_cpu * 100.0,
                 r.errors,
             );
         }
@@ -356,6 +363,7 @@ mod tests {
             server_us_per_request: 100.0,
             model_thread_us_per_request: 50.0,
             rows_per_run: 1.0,
+            other_cpu: 0.0,
         }
     }
 
@@ -365,6 +373,7 @@ mod tests {
             result: result(rate),
             cpu: 1.0,
             cpu_us_per_request: 1e6 / rate as f64,
+            other_cpu: 0.0,
         }
     }
 

@@ -263,7 +263,7 @@ fn predictor(cmd: PredictorCmd) -> Result<()> {
                         )
                     })?;
                 eprintln!(
-                    "{:<11} {:<6} c={:<3} {:>7.0} infer/s  p50 {:.3} ms  p99 {:.3} ms  p99.9 {:.3} ms  max {:.3} ms  server CPU {:.0}%  client CPU {:.0}%  errors {}",
+                    "{:<11} {:<6} c={:<3} {:>7.0} infer/s  p50 {:.3} ms  p99 {:.3} ms  p99.9 {:.3} ms  max {:.3} ms  server CPU {:.0}%  client CPU {:.0}%  other CPU {:.0}%  errors {}",
                     protocol.label(),
                     batching.map_or("off".to_string(), |d| format!("{d} ms")),
                     concurrency,
@@ -274,6 +274,7 @@ fn predictor(cmd: PredictorCmd) -> Result<()> {
                     row.result.quantile(1.0).as_secs_f64() * 1e3,
                     row.server_cpu * 100.0,
                     row.client_cpu * 100.0,
+                    row.other_cpu * 100.0,
                     row.result.errors,
                 );
                 if let Some(e) = &row.result.first_error {
@@ -306,12 +307,15 @@ fn bare_row(
     measure: Duration,
 ) -> Result<BareRow> {
     let wall = std::time::Instant::now();
-    let before = procfs::cpu_time("self")?;
+    let (before, machine_before) = (procfs::cpu_time("self")?, procfs::machine_busy_time()?);
     let result = model.run(input, warmup, measure)?;
     let cpu = (procfs::cpu_time("self")? - before).as_secs_f64();
+    let machine = (procfs::machine_busy_time()? - machine_before).as_secs_f64();
+    let wall = wall.elapsed().as_secs_f64();
     Ok(BareRow {
         when: when.into(),
-        cpu: cpu / wall.elapsed().as_secs_f64(),
+        cpu: cpu / wall,
+        other_cpu: (machine - cpu).max(0.0) / wall,
         cpu_us_per_request: cpu * 1e6 / result.total_ok.max(1) as f64,
         result,
     })
@@ -373,9 +377,11 @@ async fn measure<C: Caller>(
     let pid = server.pid().to_string();
     let (rows_before, runs_before) = http_client::batch_totals(server.http_port).await?;
     let model_before = procfs::thread_cpu_time(&pid, "kiln-model")?;
+    let machine_before = procfs::machine_busy_time()?;
     let (server_before, client_before) = (server.cpu_time()?, procfs::cpu_time("self")?);
     let result: LoadResult = loadgen::run(callers, spec).await;
     let (server_after, client_after) = (server.cpu_time()?, procfs::cpu_time("self")?);
+    let machine = (procfs::machine_busy_time()? - machine_before).as_secs_f64();
     let model_thread = procfs::thread_cpu_time(&pid, "kiln-model")? - model_before;
     let (rows_after, runs_after) = http_client::batch_totals(server.http_port).await?;
     let wall = wall.elapsed().as_secs_f64();
@@ -386,12 +392,14 @@ async fn measure<C: Caller>(
         );
     }
     let server_cpu = (server_after - server_before).as_secs_f64();
+    let client_cpu = (client_after - client_before).as_secs_f64();
     Ok(Row {
         protocol,
         batching: None,
         concurrency,
         server_cpu: server_cpu / wall,
-        client_cpu: (client_after - client_before).as_secs_f64() / wall,
+        client_cpu: client_cpu / wall,
+        other_cpu: (machine - server_cpu - client_cpu).max(0.0) / wall,
         server_us_per_request: server_cpu * 1e6 / result.total_ok.max(1) as f64,
         model_thread_us_per_request: model_thread.as_secs_f64() * 1e6
             / result.total_ok.max(1) as f64,

@@ -101,6 +101,8 @@ pub(crate) fn read_manifests(path: &Path) -> anyhow::Result<String> {
 
 pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     let config = read_config(args.config.as_deref())?;
+    // Requests held while revisions start each need a socket.
+    kiln_router::cli::raise_open_file_limit();
     let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
     let platform = Platform::start(PlatformConfig {
         state_dir: state_dir.clone(),

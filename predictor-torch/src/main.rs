@@ -1,11 +1,13 @@
 //! `kiln-predictor-torch`: `kiln predictor` with the TorchScript runtime. `kiln predictor`
 //! hands TorchScript models to it; it takes the same flags and environment.
 
+mod runtime;
+
 use clap::Parser;
 use kiln_predictor::layout::ModelFormat;
 use kiln_predictor::runtime::Runtimes;
-use kiln_predictor::runtime::torch::TorchRuntime;
 use kiln_predictor::{Outcome, PredictorArgs};
+use runtime::TorchRuntime;
 
 /// Serve one TorchScript model over v1/v2 REST and v2 gRPC.
 #[derive(Parser)]

@@ -1,13 +1,11 @@
 //! Runtimes that turn a model file into a [`Model`](crate::model::Model).
 //!
 //! The `kiln` binary carries the ONNX runtime only; TorchScript is served by the
-//! `kiln-predictor-torch` binary (built with the `torch` feature), so that libtorch is never
-//! loaded by anything that does not serve a TorchScript model.
+//! `kiln-predictor-torch` binary, whose crate holds the libtorch runtime, so that libtorch is
+//! never linked or loaded by anything that does not serve a TorchScript model.
 
 pub mod device;
 pub mod onnx;
-#[cfg(feature = "torch")]
-pub mod torch;
 
 pub use device::Device;
 

@@ -1,23 +1,24 @@
 //! TorchScript models on libtorch (crate `tch`). Only the `kiln-predictor-torch` binary
-//! carries this runtime.
+//! carries this runtime: it lives in this crate, not in `kiln-predictor`, so that no build of
+//! `kiln` can link libtorch (cargo would unify a feature across the workspace).
 //!
 //! TorchScript files carry no signature: it comes from Triton's `config.pbtxt` beside the
 //! model (so Triton model repositories work unchanged) or from Kiln's `signature.json`
-//! (see [`crate::signature`]). Inputs are passed positionally in signature order; the
+//! (see [`kiln_predictor::signature`]). Inputs are passed positionally in signature order; the
 //! module may return a tensor, or a tuple or list of tensors in output order.
 
 use bytes::Bytes;
 use kiln_api::protocol::{DataType, Tensor};
 use tch::{CModule, IValue, Kind};
 
-use super::{Device, LoadError, Runtime};
-use crate::layout::{ModelFormat, ModelLayout};
-use crate::model::{InferError, Model, Signature};
-use crate::signature;
+use kiln_predictor::layout::{ModelFormat, ModelLayout};
+use kiln_predictor::model::{InferError, Model, Signature};
+use kiln_predictor::runtime::{Device, LoadError, Runtime};
+use kiln_predictor::signature;
 
 /// Serves TorchScript models.
 #[derive(Debug, Default)]
-pub struct TorchRuntime;
+pub(crate) struct TorchRuntime;
 
 fn kind(datatype: DataType) -> Option<Kind> {
     Some(match datatype {

@@ -475,3 +475,26 @@ fn the_admin_api_requires_the_token_when_one_is_set() {
         String::from_utf8_lossy(&allowed.stderr)
     );
 }
+
+#[test]
+fn sigterm_stops_every_replica_before_kiln_up_exits() {
+    let state = tempfile::tempdir().unwrap();
+    let mut up = Up::start(state.path());
+    up.apply(&manifest("mlp", "    minReplicas: 2\n", "t"));
+    up.wait_for("mlp", Duration::from_secs(30), "two replicas", |s| {
+        replicas(s, "mlp-predictor-00001").1 == 2
+    });
+    let pids = up.replica_pids();
+    assert_eq!(pids.len(), 2, "{pids:?}");
+    assert!(nix_kill(up.child.id() as i32, "TERM"));
+    let status = up.child.wait().unwrap();
+    assert!(
+        status.success(),
+        "kiln up exits cleanly on SIGTERM: {status}"
+    );
+    for pid in pids {
+        let alive =
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "));
+        assert!(!alive, "replica {pid} outlived kiln up");
+    }
+}

@@ -25,6 +25,10 @@ CLIENT_CPU="${CLIENT_CPU:-1}"
 RESULTS="${RESULTS:-benches/RESULTS-predictor.md}"
 cmd=(taskset -c "$CLIENT_CPU" target/release/kiln-bench predictor --server-cpu "$SERVER_CPU" "$@")
 
+# Measured tree: HEAD, plus whether the crates it builds have uncommitted changes.
+tree="$(git rev-parse --short HEAD)"
+git diff --quiet HEAD -- api storage predictor kiln benches/src benches/Cargo.toml 2>/dev/null ||
+  tree="$tree (with uncommitted changes in the built crates)"
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 echo "+ ${cmd[*]}" >&2
 table="$("${cmd[@]}")"
@@ -38,7 +42,7 @@ notes=""
 {
   echo "# Predictor benchmark (issue 2)"
   echo
-  echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- predictor kiln api benches 2>/dev/null || echo ' (with uncommitted changes)')"
+  echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $tree"
   echo "- Machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(uname -sr)"
   echo "- Load average (1, 5, 15 min) before: $load_before; after: $load_after"
   echo "- Command: \`benches/predictor.sh${*:+ $*}\`, which runs \`${cmd[*]}\`"

@@ -1,10 +1,14 @@
 //! The model worker: one thread that owns the model and runs it, joining concurrent
 //! requests into one batch along the first dimension when the model allows it.
 //!
-//! A batch closes when it holds `max_batch_size` rows or when its first request has waited
-//! `max_batch_delay`, whichever comes first (Triton's `max_queue_delay`). A request that
-//! does not fit (too many rows, or other dimensions that differ) waits for the next batch.
+//! A batch closes when it holds `max_batch_size` rows, when its first request has waited
+//! `max_batch_delay` (Triton's `max_queue_delay`), or as soon as no other request is on its
+//! way: the protocol front ends count requests from arrival until they are queued
+//! ([`Arrivals`]), so a lone caller never waits out the delay. A request that does not fit
+//! (too many rows, or other dimensions that differ) waits for the next batch.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -25,6 +29,37 @@ pub struct BatchPolicy {
     pub max_batch_delay: Duration,
 }
 
+/// Counts requests that have arrived but are not queued yet (being read or decoded).
+#[derive(Debug, Clone, Default)]
+pub struct Arrivals(Arc<AtomicUsize>);
+
+impl Arrivals {
+    /// Marks one request as on its way until the returned guard is dropped.
+    pub fn arrive(&self) -> Arrival {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Arrival(self.0.clone())
+    }
+
+    /// Requests on their way now.
+    pub fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// One request on its way to the model worker; dropping it (once queued, or on an error)
+/// takes it off the count.
+#[derive(Debug)]
+pub struct Arrival(Arc<AtomicUsize>);
+
+impl Drop for Arrival {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// How long the batcher waits at a time for a request that is on its way.
+const ARRIVAL_POLL: Duration = Duration::from_micros(50);
+
 struct Job {
     inputs: Vec<Tensor>,
     rows: usize,
@@ -40,18 +75,28 @@ pub struct Worker {
 
 impl Worker {
     /// Starts the worker thread, which owns `model` until every handle is dropped.
-    pub fn spawn(model: Box<dyn Model>, policy: BatchPolicy, metrics: Metrics) -> Worker {
+    pub fn spawn(
+        model: Box<dyn Model>,
+        policy: BatchPolicy,
+        metrics: Metrics,
+        arrivals: Arrivals,
+    ) -> Worker {
         let (jobs, receiver) = mpsc::channel();
         let batchable = policy.max_batch_size > 1 && model.signature().is_batchable();
         std::thread::Builder::new()
             .name("kiln-model".into())
-            .spawn(move || run(model, receiver, policy, batchable, metrics))
+            .spawn(move || run(model, receiver, policy, batchable, metrics, arrivals))
             .expect("spawning the model thread");
         Worker { jobs }
     }
 
-    /// Runs validated inputs (in signature order) and returns every output.
-    pub async fn infer(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, ServeError> {
+    /// Runs validated inputs (in signature order) and returns every output. `arrival` is
+    /// released once the request is queued.
+    pub async fn infer(
+        &self,
+        inputs: Vec<Tensor>,
+        arrival: Option<Arrival>,
+    ) -> Result<Vec<Tensor>, ServeError> {
         let rows = inputs
             .first()
             .and_then(|t| t.shape.first())
@@ -65,6 +110,7 @@ impl Worker {
                 reply,
             })
             .map_err(|_| ServeError::Unavailable("the model worker has stopped".into()))?;
+        drop(arrival);
         answer
             .await
             .map_err(|_| ServeError::Internal("the model worker stopped during inference".into()))?
@@ -78,6 +124,7 @@ fn run(
     policy: BatchPolicy,
     batchable: bool,
     metrics: Metrics,
+    arrivals: Arrivals,
 ) {
     let mut carried: Option<Job> = None;
     loop {
@@ -98,12 +145,14 @@ fn run(
                     Err(mpsc::TryRecvError::Disconnected) => break,
                     Err(mpsc::TryRecvError::Empty) => {
                         let now = Instant::now();
-                        if now >= deadline {
+                        // Nobody else on the way, or waited long enough: run what we have.
+                        if now >= deadline || arrivals.count() == 0 {
                             break;
                         }
-                        match receiver.recv_timeout(deadline - now) {
+                        match receiver.recv_timeout((deadline - now).min(ARRIVAL_POLL)) {
                             Ok(job) => job,
-                            Err(_) => break,
+                            Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                            Err(mpsc::RecvTimeoutError::Disconnected) => break,
                         }
                     }
                 };
@@ -296,12 +345,18 @@ mod tests {
             max_batch_size: 16,
             max_batch_delay: Duration::from_millis(50),
         };
-        let worker = Worker::spawn(model, policy, Metrics::new("t"));
-        let calls = (0..12).map(|i| {
+        let arrivals = Arrivals::default();
+        let worker = Worker::spawn(model, policy, Metrics::new("t"), arrivals.clone());
+        // All twelve are on their way before the first is queued, as under real load.
+        let on_the_way: Vec<Arrival> = (0..12).map(|_| arrivals.arrive()).collect();
+        let calls = on_the_way.into_iter().enumerate().map(|(i, arrival)| {
             let worker = worker.clone();
             let rows = 1 + i % 2;
             async move {
-                let out = worker.infer(input(rows, i as f32 * 100.0)).await.unwrap();
+                let out = worker
+                    .infer(input(rows, i as f32 * 100.0), Some(arrival))
+                    .await
+                    .unwrap();
                 (i, rows, out)
             }
         });
@@ -324,13 +379,32 @@ mod tests {
             max_batch_size: 1,
             max_batch_delay: Duration::ZERO,
         };
-        let worker = Worker::spawn(model, policy, Metrics::new("t"));
+        let worker = Worker::spawn(model, policy, Metrics::new("t"), Arrivals::default());
         let calls = (0..4).map(|i| {
             let worker = worker.clone();
-            async move { worker.infer(input(1, i as f32)).await.unwrap() }
+            async move { worker.infer(input(1, i as f32), None).await.unwrap() }
         });
         futures::future::join_all(calls).await;
         assert_eq!(runs.load(Ordering::SeqCst), 4);
         assert_eq!(largest.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_lone_request_does_not_wait_out_the_batch_delay() {
+        let (model, runs, _) = doubler();
+        let policy = BatchPolicy {
+            max_batch_size: 16,
+            max_batch_delay: Duration::from_secs(30),
+        };
+        let arrivals = Arrivals::default();
+        let worker = Worker::spawn(model, policy, Metrics::new("t"), arrivals.clone());
+        let started = Instant::now();
+        let arrival = arrivals.arrive();
+        worker.infer(input(1, 0.0), Some(arrival)).await.unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "waited for a batch nobody else would join"
+        );
     }
 }

@@ -102,13 +102,14 @@ impl GrpcInferenceService for GrpcService {
         request: Request<ModelInferRequest>,
     ) -> Result<Response<ModelInferResponse>, Status> {
         let started = Instant::now();
+        let arrival = self.state.arriving();
         let r = request.into_inner();
         let name = r.model_name.clone();
         let model_version = r.model_version.clone();
         let result = async {
             let decoded = decode_grpc_request(r)?;
             self.state
-                .infer(&name, version(&model_version), decoded)
+                .infer(&name, version(&model_version), decoded, arrival)
                 .await
         }
         .await;

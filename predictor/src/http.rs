@@ -165,13 +165,16 @@ async fn infer_v2(
     body: Body,
 ) -> Response {
     let started = Instant::now();
+    let arrival = state.arriving();
     let result = async {
         let json_len = header_json_len(&headers)?;
         let body = read_body(&state, &headers, body).await?;
         let request = rest::decode_infer_request(&body, json_len)?;
         let binary_default = request.binary_data_output;
         let wanted = request.outputs.clone();
-        let response = state.infer(&model, version.as_deref(), request).await?;
+        let response = state
+            .infer(&model, version.as_deref(), request, arrival)
+            .await?;
         let encoded = rest::encode_infer_response(&response, |name| {
             rest::wants_binary(&wanted, binary_default, name)
         });
@@ -212,6 +215,7 @@ async fn v1_predict(
     body: Body,
 ) -> Response {
     let started = Instant::now();
+    let arrival = state.arriving();
     let result = async {
         let model = spec.strip_suffix(":predict").ok_or_else(|| {
             ServeError::BadRequest(format!(
@@ -231,7 +235,7 @@ async fn v1_predict(
             inputs: tensors,
             ..Default::default()
         };
-        let response = state.infer(model, None, request).await?;
+        let response = state.infer(model, None, request, arrival).await?;
         let body = v1::encode_predict_response(&response.outputs)?;
         Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
     }

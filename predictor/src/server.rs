@@ -145,7 +145,12 @@ pub async fn run_until(
     state.metrics.load_seconds.set(load.as_secs_f64());
     let signature = loaded.signature().clone();
     let platform = loaded.platform();
-    let worker = Worker::spawn(loaded, state.batch_policy, state.metrics.clone());
+    let worker = Worker::spawn(
+        loaded,
+        state.batch_policy,
+        state.metrics.clone(),
+        state.arrivals.clone(),
+    );
     state.set_loaded(LoadedModel {
         worker,
         signature,
@@ -206,8 +211,10 @@ async fn serve(
     let grpc_server = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .add_service(crate::grpc::service(state))
+        // tonic ignores `tcp_nodelay` for a listener handed in: set it on the incoming stream,
+        // or small gRPC answers wait out Nagle plus delayed ACKs (about 40 ms).
         .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(grpc),
+            tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true)),
             stopped(stop.clone()),
         );
     let both = async {

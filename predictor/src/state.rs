@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use kiln_api::protocol::{InferRequest, InferResponse, ModelMetadata};
 
-use crate::batcher::{BatchPolicy, Worker};
+use crate::batcher::{Arrival, Arrivals, BatchPolicy, Worker};
 use crate::error::ServeError;
 use crate::metrics::Metrics;
 use crate::model::Signature;
@@ -33,6 +33,8 @@ pub struct ServerState {
     pub batch_policy: BatchPolicy,
     /// Metrics.
     pub metrics: Metrics,
+    /// Requests between arrival and the model queue (the batcher closes early without them).
+    pub arrivals: Arrivals,
     model: OnceLock<LoadedModel>,
 }
 
@@ -47,6 +49,7 @@ impl ServerState {
             model_name,
             max_body_bytes,
             batch_policy,
+            arrivals: Arrivals::default(),
             model: OnceLock::new(),
         }
     }
@@ -102,16 +105,23 @@ impl ServerState {
         })
     }
 
-    /// Validates and runs a request; keeps only the requested outputs.
+    /// Marks a request as on its way to the model, from its arrival until it is queued.
+    pub fn arriving(&self) -> Arrival {
+        self.arrivals.arrive()
+    }
+
+    /// Validates and runs a request; keeps only the requested outputs. `arrival` is released
+    /// when the request is queued (or fails before).
     pub async fn infer(
         &self,
         name: &str,
         version: Option<&str>,
         mut request: InferRequest,
+        arrival: Arrival,
     ) -> Result<InferResponse, ServeError> {
         let model = self.model(name, version)?;
         check_request(&model.signature, &mut request)?;
-        let mut outputs = model.worker.infer(request.inputs).await?;
+        let mut outputs = model.worker.infer(request.inputs, Some(arrival)).await?;
         if !request.outputs.is_empty() {
             outputs.retain(|o| request.outputs.iter().any(|r| r.name == o.name));
         }

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 
-use kiln_api::inference_service::{InferenceService, ReplicaCounts, load_str, parse_str};
+use kiln_api::inference_service::{InferenceService, ReplicaCounts, load_str};
 use kiln_api::load::RevisionKey;
 use kiln_autoscaler::{AutoscalerConfig, PredictorScaling, RevisionScaling, SharedAutoscaler};
 use kiln_router::{RevisionSpec, ServiceSpec, TableHandle};
@@ -147,20 +147,6 @@ impl Controller {
     /// them all, or none when any is invalid.
     pub fn apply(&self, manifests: &str) -> Result<ApplyReport, ControlError> {
         let loaded = load_str(manifests, None).map_err(|e| ControlError::Invalid(e.to_string()))?;
-        let objects: HashMap<(String, String), InferenceService> = parse_str(manifests, None)
-            .map_err(|e| ControlError::Invalid(e.to_string()))?
-            .services
-            .into_iter()
-            .map(|p| {
-                (
-                    (
-                        p.service.namespace().to_owned(),
-                        p.service.name().to_owned(),
-                    ),
-                    p.service,
-                )
-            })
-            .collect();
         // Autoscaling settings are checked before anything changes, as the rest is.
         let mut problems = Vec::new();
         for service in &loaded.services {
@@ -184,10 +170,7 @@ impl Controller {
         for service in loaded.services {
             let key = (service.namespace.clone(), service.name.clone());
             let hash = service.servable.spec_hash();
-            let mut object = objects
-                .get(&key)
-                .cloned()
-                .expect("parsed with the same text");
+            let mut object = service.object.clone();
             object.status = None;
             let record = services
                 .entry(key.clone())

@@ -222,6 +222,8 @@ pub struct ValidatedService {
     pub labels: BTreeMap<String, String>,
     /// The validated predictor.
     pub servable: ServableSpec,
+    /// The object as read, for whoever keeps it (the controller stores it).
+    pub object: InferenceService,
 }
 
 impl ValidatedService {
@@ -302,6 +304,7 @@ fn finish(collector: Collector) -> Result<Loaded, ManifestErrors> {
                 namespace: service.namespace().to_owned(),
                 labels: service.labels().clone(),
                 servable,
+                object: service,
             }),
             Err(problems) => errors.extend(problems.into_iter().map(|p| ManifestError {
                 document: document.clone(),

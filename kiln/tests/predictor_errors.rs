@@ -95,14 +95,12 @@ async fn each_bad_request_gets_its_status_and_a_message() {
 
 #[test]
 fn a_missing_model_ends_start_up_with_one_clear_line() {
-    let err = Predictor::try_start(&[
+    let err = Predictor::start_error(&[
         "--model-name",
         "m",
         "--storage-uri",
         "/nonexistent/model/dir",
-    ])
-    .err()
-    .expect("start-up must fail");
+    ]);
     assert!(err.contains("/nonexistent/model/dir"), "{err}");
 }
 
@@ -110,31 +108,27 @@ fn a_missing_model_ends_start_up_with_one_clear_line() {
 fn a_torchserve_archive_is_refused_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("model.mar"), b"PK").unwrap();
-    let err = Predictor::try_start(&[
+    let err = Predictor::start_error(&[
         "--model-name",
         "m",
         "--model-format",
         "pytorch",
         "--storage-uri",
         dir.path().to_str().unwrap(),
-    ])
-    .err()
-    .expect("start-up must fail");
+    ]);
     assert!(err.contains("TorchServe"), "{err}");
 }
 
 #[test]
 fn cuda_without_a_gpu_build_fails_instead_of_running_on_the_cpu() {
     let dir = fixtures().join("mlp");
-    let err = Predictor::try_start(&[
+    let err = Predictor::start_error(&[
         "--model-name",
         "m",
         "--storage-uri",
         dir.to_str().unwrap(),
         "--device",
         "cuda",
-    ])
-    .err()
-    .expect("start-up must fail on a CPU-only ONNX Runtime");
+    ]);
     assert!(err.contains("CUDA"), "{err}");
 }

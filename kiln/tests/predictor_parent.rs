@@ -7,14 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::fixtures;
-
-fn alive(pid: i32) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| s.contains(") Z "))
-            .unwrap_or(true)
-}
+use common::{fixtures, is_running};
 
 #[test]
 fn a_predictor_dies_when_its_supervisor_is_killed() {
@@ -37,19 +30,19 @@ fn a_predictor_dies_when_its_supervisor_is_killed() {
         .unwrap();
     let predictor: i32 = line.trim().parse().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !alive(predictor) {
+    while !is_running(predictor) {
         assert!(Instant::now() < deadline, "predictor never started");
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(300));
     assert!(
-        alive(predictor),
+        is_running(predictor),
         "predictor should run while its supervisor lives"
     );
     supervisor.kill().unwrap(); // SIGKILL: no chance to clean up
     supervisor.wait().unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
-    while alive(predictor) {
+    while is_running(predictor) {
         assert!(
             Instant::now() < deadline,
             "predictor {predictor} outlived its supervisor"

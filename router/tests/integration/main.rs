@@ -1,0 +1,13 @@
+//! The integration tests of `kiln-router`, in one binary: one link and one set of debug data
+//! for all of them, instead of one per file. Shared helpers are in `common`.
+
+mod activator;
+mod balancing;
+mod cli;
+mod common;
+mod grpc;
+mod routes_file;
+mod routing;
+mod slow_clients;
+mod stats;
+mod weights;

@@ -37,10 +37,12 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     kiln_predictor::logging::init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if matches!(cli.command, Command::Predictor(_)) {
+        builder.on_thread_park(kiln_predictor::wake_on_park::runtime_park_hook());
+    }
+    let runtime = match builder.build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("kiln: cannot start the async runtime: {e}");

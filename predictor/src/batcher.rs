@@ -9,7 +9,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -17,6 +16,7 @@ use kiln_api::protocol::Tensor;
 use tokio::sync::oneshot;
 
 use crate::error::ServeError;
+use crate::job_queue::JobQueue;
 use crate::metrics::Metrics;
 use crate::model::{InferError, Model};
 
@@ -57,8 +57,9 @@ impl Drop for Arrival {
     }
 }
 
-/// How long the batcher waits at a time for a request that is on its way.
-const ARRIVAL_POLL: Duration = Duration::from_micros(50);
+/// Longest the batcher sleeps at a time while requests are on their way. Senders wake it
+/// earlier (see [`JobQueue`]); this only bounds the wait for one that failed before queueing.
+const ARRIVAL_POLL: Duration = Duration::from_micros(100);
 
 struct Job {
     inputs: Vec<Tensor>,
@@ -67,27 +68,57 @@ struct Job {
     reply: oneshot::Sender<Result<Vec<Tensor>, InferError>>,
 }
 
-/// A handle to the model worker; cheap to clone.
+/// A handle to the model worker; cheap to clone. The worker thread stops once every handle
+/// is dropped.
 #[derive(Clone)]
 pub struct Worker {
-    jobs: mpsc::Sender<Job>,
+    queue: Arc<JobQueue<Job>>,
+    arrivals: Arrivals,
+    _stop: Arc<StopOnDrop>,
+}
+
+/// Closes the queue when the last [`Worker`] handle goes.
+struct StopOnDrop(Arc<JobQueue<Job>>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }
 
 impl Worker {
-    /// Starts the worker thread, which owns `model` until every handle is dropped.
+    /// Starts the worker thread, which owns `model` until every handle is dropped. Must be
+    /// called inside a Tokio runtime (a task there completes the callers of each batch).
     pub fn spawn(
         model: Box<dyn Model>,
         policy: BatchPolicy,
         metrics: Metrics,
         arrivals: Arrivals,
     ) -> Worker {
-        let (jobs, receiver) = mpsc::channel();
+        let queue = JobQueue::new(policy.max_batch_size);
         let batchable = policy.max_batch_size > 1 && model.signature().is_batchable();
+        let thread_queue = queue.clone();
+        let thread_arrivals = arrivals.clone();
+        let replies = Replies::spawn();
         std::thread::Builder::new()
             .name("kiln-model".into())
-            .spawn(move || run(model, receiver, policy, batchable, metrics, arrivals))
+            .spawn(move || {
+                run(
+                    model,
+                    &thread_queue,
+                    policy,
+                    batchable,
+                    &metrics,
+                    &thread_arrivals,
+                    replies,
+                )
+            })
             .expect("spawning the model thread");
-        Worker { jobs }
+        Worker {
+            _stop: Arc::new(StopOnDrop(queue.clone())),
+            queue,
+            arrivals,
+        }
     }
 
     /// Runs validated inputs (in signature order) and returns every output. `arrival` is
@@ -102,15 +133,19 @@ impl Worker {
             .and_then(|t| t.shape.first())
             .map_or(1, |&d| d.max(0) as usize);
         let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send(Job {
-                inputs,
-                rows,
-                enqueued: Instant::now(),
-                reply,
+        let job = Job {
+            inputs,
+            rows,
+            enqueued: Instant::now(),
+            reply,
+        };
+        let arrivals = &self.arrivals;
+        self.queue
+            .push(job, rows, move || {
+                drop(arrival);
+                arrivals.count() == 0
             })
             .map_err(|_| ServeError::Unavailable("the model worker has stopped".into()))?;
-        drop(arrival);
         answer
             .await
             .map_err(|_| ServeError::Internal("the model worker stopped during inference".into()))?
@@ -120,50 +155,49 @@ impl Worker {
 
 fn run(
     mut model: Box<dyn Model>,
-    receiver: mpsc::Receiver<Job>,
+    queue: &JobQueue<Job>,
     policy: BatchPolicy,
     batchable: bool,
-    metrics: Metrics,
-    arrivals: Arrivals,
+    metrics: &Metrics,
+    arrivals: &Arrivals,
+    replies: Replies,
 ) {
-    let mut carried: Option<Job> = None;
-    loop {
-        let first = match carried.take() {
-            Some(job) => job,
-            None => match receiver.recv() {
-                Ok(job) => job,
-                Err(_) => return,
-            },
-        };
+    while let Some((first, mut rows)) = queue.first() {
+        let deadline = first.enqueued + policy.max_batch_delay;
+        let dims = batch_dims(&first);
         let mut batch = vec![first];
-        if batchable {
-            let deadline = batch[0].enqueued + policy.max_batch_delay;
-            let mut rows = batch[0].rows;
-            while rows < policy.max_batch_size {
-                let job = match receiver.try_recv() {
-                    Ok(job) => job,
-                    Err(mpsc::TryRecvError::Disconnected) => break,
-                    Err(mpsc::TryRecvError::Empty) => {
-                        let now = Instant::now();
-                        // Nobody else on the way, or waited long enough: run what we have.
-                        if now >= deadline || arrivals.count() == 0 {
-                            break;
-                        }
-                        match receiver.recv_timeout((deadline - now).min(ARRIVAL_POLL)) {
-                            Ok(job) => job,
-                            Err(mpsc::RecvTimeoutError::Timeout) => continue,
-                            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                        }
+        let mut yielded = false;
+        while batchable && rows < policy.max_batch_size {
+            let refused = queue.take_while(
+                |job, job_rows| {
+                    let fits = rows + job_rows <= policy.max_batch_size && joinable(&dims, job);
+                    if fits {
+                        rows += job_rows;
                     }
-                };
-                if rows + job.rows <= policy.max_batch_size && joinable(&batch[0], &job) {
-                    rows += job.rows;
-                    batch.push(job);
-                } else {
-                    carried = Some(job);
+                    fits
+                },
+                &mut batch,
+            );
+            let now = Instant::now();
+            // Full, refused a job, waited long enough, or nobody else on the way: run it.
+            if refused || rows >= policy.max_batch_size || now >= deadline {
+                break;
+            }
+            if arrivals.count() == 0 {
+                if yielded {
                     break;
                 }
+                // Let a front end that this thread preempted queue what it already read
+                // (on one core, the wake-up of this thread interrupts it mid-stream).
+                yielded = true;
+                std::thread::yield_now();
+                continue;
             }
+            queue.wait_for_rows(
+                policy.max_batch_size - rows,
+                deadline.min(now + ARRIVAL_POLL),
+                || arrivals.count() == 0,
+            );
         }
         let started = Instant::now();
         for job in &batch {
@@ -171,18 +205,27 @@ fn run(
                 .queue_time
                 .observe(started.duration_since(job.enqueued).as_secs_f64());
         }
-        run_batch(&mut *model, batch, &metrics);
+        run_batch(&mut *model, batch, metrics, &replies);
     }
 }
 
-fn joinable(a: &Job, b: &Job) -> bool {
-    a.inputs
+/// The dimensions after the first (batch) one, of each input: jobs join when theirs match.
+fn batch_dims(job: &Job) -> Vec<Vec<i64>> {
+    job.inputs
         .iter()
-        .zip(&b.inputs)
-        .all(|(x, y)| x.shape.get(1..) == y.shape.get(1..))
+        .map(|t| t.shape.get(1..).unwrap_or_default().to_vec())
+        .collect()
 }
 
-fn run_batch(model: &mut dyn Model, mut batch: Vec<Job>, metrics: &Metrics) {
+fn joinable(dims: &[Vec<i64>], job: &Job) -> bool {
+    dims.len() == job.inputs.len()
+        && dims
+            .iter()
+            .zip(&job.inputs)
+            .all(|(d, t)| t.shape.get(1..).unwrap_or_default() == d.as_slice())
+}
+
+fn run_batch(model: &mut dyn Model, mut batch: Vec<Job>, metrics: &Metrics, replies: &Replies) {
     let total_rows: usize = batch.iter().map(|j| j.rows).sum();
     metrics.batch_size.observe(total_rows as f64);
     if batch.len() == 1 {
@@ -195,17 +238,57 @@ fn run_batch(model: &mut dyn Model, mut batch: Vec<Job>, metrics: &Metrics) {
     let result = model
         .infer(inputs)
         .and_then(|outputs| split_outputs(outputs, &batch, total_rows));
-    match result {
-        Ok(per_job) => {
-            for (job, outputs) in batch.into_iter().zip(per_job) {
-                let _ = job.reply.send(Ok(outputs));
+    let answers: Vec<Answer> = match result {
+        Ok(per_job) => batch
+            .into_iter()
+            .zip(per_job)
+            .map(|(job, outputs)| (job.reply, Ok(outputs)))
+            .collect(),
+        Err(e) => batch
+            .into_iter()
+            .map(|job| (job.reply, Err(InferError(e.0.clone()))))
+            .collect(),
+    };
+    replies.deliver(answers);
+}
+
+/// One caller's answer: where it goes, and what it is.
+type Answer = (
+    oneshot::Sender<Result<Vec<Tensor>, InferError>>,
+    Result<Vec<Tensor>, InferError>,
+);
+
+/// Hands a batch's answers to a task on the async runtime, which completes each caller.
+///
+/// Completing the callers from the model thread would wake the runtime once per caller,
+/// and on a predictor with few cores each wake-up lets the runtime preempt the model thread
+/// to answer that one caller: a context switch per row. One hand-off per batch wakes it
+/// once.
+struct Replies(tokio::sync::mpsc::UnboundedSender<Vec<Answer>>);
+
+impl Replies {
+    /// Starts the task that completes the callers; must run inside a Tokio runtime.
+    fn spawn() -> Replies {
+        let (sender, mut batches) = tokio::sync::mpsc::unbounded_channel::<Vec<Answer>>();
+        tokio::spawn(async move {
+            while let Some(answers) = batches.recv().await {
+                complete(answers);
             }
+        });
+        Replies(sender)
+    }
+
+    fn deliver(&self, answers: Vec<Answer>) {
+        // The task is gone only when the runtime is shutting down: answer from here.
+        if let Err(tokio::sync::mpsc::error::SendError(answers)) = self.0.send(answers) {
+            complete(answers);
         }
-        Err(e) => {
-            for job in batch {
-                let _ = job.reply.send(Err(InferError(e.0.clone())));
-            }
-        }
+    }
+}
+
+fn complete(answers: Vec<Answer>) {
+    for (caller, result) in answers {
+        let _ = caller.send(result);
     }
 }
 

@@ -21,6 +21,7 @@ pub mod error;
 pub mod events;
 pub mod grpc;
 pub mod http;
+mod job_queue;
 pub mod layout;
 pub mod logging;
 pub mod metrics;
@@ -34,6 +35,7 @@ pub mod signature;
 pub mod state;
 mod triton_config;
 pub mod validate;
+pub mod wake_on_park;
 
 pub use config::PredictorArgs;
 pub use server::{Outcome, StartError, run, run_until};

@@ -59,13 +59,30 @@ impl Predictor {
         Self::try_start_in(&tempfile::tempdir().unwrap().keep(), args, env)
     }
 
+    /// Like [`start`], pinned to one CPU (`taskset -c 0`), as in a one-core pod: the model
+    /// thread's wake-ups then wait for the runtime to park (kiln_predictor::wake_on_park).
+    pub fn start_on_one_cpu(args: &[&str]) -> Predictor {
+        let mut command = Command::new("taskset");
+        command.args(["-c", "0", env!("CARGO_BIN_EXE_kiln")]);
+        Self::try_start_command(command, &tempfile::tempdir().unwrap().keep(), args, &[])
+            .unwrap_or_else(|e| panic!("predictor did not start: {e}"))
+    }
+
     /// Like [`try_start_with`], with the model cache in `cache`.
     pub fn try_start_in(
         cache: &Path,
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Result<Predictor, String> {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_kiln"));
+        Self::try_start_command(Command::new(env!("CARGO_BIN_EXE_kiln")), cache, args, env)
+    }
+
+    fn try_start_command(
+        mut command: Command,
+        cache: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Predictor, String> {
         command
             .arg("predictor")
             .args([

@@ -1,0 +1,71 @@
+//! Waking the model thread when the async runtime runs out of work, instead of on every
+//! request.
+//!
+//! When a front end queues a request and wakes the model thread at once, on a predictor with
+//! few cores that thread preempts the runtime thread in the middle of reading the other
+//! requests that have already arrived: the batch holds one row, and every request costs two
+//! context switches. With [`runtime_park_hook`] installed (`on_thread_park` of the Tokio
+//! runtime that serves the predictor), an idle model thread is woken when a runtime thread is
+//! about to park, i.e. once everything that had arrived has been read and queued. Queues
+//! still wake it at once when a full batch waits, or when the oldest queued request has
+//! waited [`DEFER_LIMIT`], so a runtime that never parks cannot starve the model.
+//!
+//! This holds only where the process has one CPU (affinity or cgroup quota, as in a
+//! predictor pod that asks for one core): with more, the model thread runs beside the
+//! runtime instead of preempting it, and a runtime thread busy with one long request must
+//! not hold back the others' batch. Without the hook (a predictor embedded in a runtime built
+//! elsewhere), or with more than one CPU, queues wake the model thread at once.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, Weak};
+use std::time::Duration;
+
+/// Longest a queued request waits for a runtime thread to park before the queue wakes the
+/// model thread itself.
+pub const DEFER_LIMIT: Duration = Duration::from_micros(200);
+
+static ENABLED: AtomicBool = AtomicBool::new(false);
+static PENDING: AtomicBool = AtomicBool::new(false);
+static QUEUES: Mutex<Vec<Weak<dyn Deferred>>> = Mutex::new(Vec::new());
+
+/// A queue that may hold back a wake-up until [`flush`].
+pub(crate) trait Deferred: Send + Sync {
+    /// Gives the wake-up held back, if any.
+    fn flush(&self);
+}
+
+/// The hook for `tokio::runtime::Builder::on_thread_park`; installing it turns deferred
+/// wake-ups on for the queues created afterwards, when this process has one CPU.
+pub fn runtime_park_hook() -> impl Fn() + Send + Sync + 'static {
+    let one_cpu = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
+    ENABLED.store(one_cpu, Ordering::SeqCst);
+    || {
+        if PENDING.swap(false, Ordering::AcqRel) {
+            flush_all();
+        }
+    }
+}
+
+/// Whether a park hook is installed and this process has one CPU.
+pub(crate) fn enabled() -> bool {
+    ENABLED.load(Ordering::SeqCst)
+}
+
+/// Registers a queue for the hook's flushes.
+pub(crate) fn register(queue: Weak<dyn Deferred>) {
+    let mut queues = QUEUES.lock().unwrap_or_else(|e| e.into_inner());
+    queues.retain(|q| q.strong_count() > 0);
+    queues.push(queue);
+}
+
+/// Notes that a queue holds back a wake-up.
+pub(crate) fn mark_pending() {
+    PENDING.store(true, Ordering::Release);
+}
+
+fn flush_all() {
+    let queues = QUEUES.lock().unwrap_or_else(|e| e.into_inner());
+    for queue in queues.iter().filter_map(Weak::upgrade) {
+        queue.flush();
+    }
+}

@@ -23,6 +23,7 @@ fn main() -> std::process::ExitCode {
     let runtimes = Runtimes::default().with(TorchRuntime);
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_park(kiln_predictor::wake_on_park::runtime_park_hook())
         .build()
         .map_err(anyhow::Error::from)
         .and_then(|rt| {

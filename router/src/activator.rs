@@ -64,13 +64,20 @@ impl Drop for Waiting<'_> {
 }
 
 impl Revision {
+    /// A slot on an endpoint if one is free and nobody waits before us.
+    pub(crate) fn acquire_now(self: &Arc<Self>) -> Option<Lease> {
+        if self.queue.len() == 0 {
+            self.try_lease()
+        } else {
+            None
+        }
+    }
+
     /// A slot on an endpoint: at once when one is free and nobody waits before us, otherwise
     /// after waiting in the queue (the caller bounds the wait with the request's deadline;
     /// dropping this future leaves the queue).
     pub(crate) async fn acquire(self: &Arc<Self>) -> Result<Lease, RequestError> {
-        if self.queue.len() == 0
-            && let Some(lease) = self.try_lease()
-        {
+        if let Some(lease) = self.acquire_now() {
             return Ok(lease);
         }
         let (tx, rx) = oneshot::channel();

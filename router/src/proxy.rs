@@ -200,6 +200,24 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Gives the request's URI and header values their own memory before it waits in the
+/// activator. As parsed, they are slices of the connection's read buffer and keep that
+/// whole buffer (8 KiB) alive; the HTTP/1.1 server then allocates another one to keep reading
+/// while the request waits. With 10,000 held requests that is 80 MiB of buffers holding a few
+/// hundred bytes each.
+fn detach_head(req: &mut Request<ReqBody>) {
+    if let Ok(uri) = Uri::try_from(req.uri().to_string()) {
+        *req.uri_mut() = uri;
+    }
+    for value in req.headers_mut().values_mut() {
+        if let Ok(owned) = HeaderValue::from_bytes(value.as_bytes()) {
+            let sensitive = value.is_sensitive();
+            *value = owned;
+            value.set_sensitive(sensitive);
+        }
+    }
+}
+
 /// Rewrites a client's request for the upstream protocol.
 fn prepare(req: &mut Request<ReqBody>, upstream: Upstream, addr: SocketAddr) {
     strip_hop_by_hop(req.headers_mut());
@@ -268,7 +286,13 @@ pub(crate) async fn forward(
     let attempt = async {
         let mut last = String::new();
         for _ in 0..MAX_ATTEMPTS {
-            let lease = revision.acquire().await?;
+            let lease = match revision.acquire_now() {
+                Some(lease) => lease,
+                None => {
+                    detach_head(&mut req);
+                    revision.acquire().await?
+                }
+            };
             let endpoint = lease.endpoint().clone();
             prepare(&mut req, upstream, endpoint.addr());
             let sent = match upstream {

@@ -7,7 +7,7 @@ use crate::common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Recorder, Upstream, client, eventually, get, key};
+use common::{Recorder, Upstream, client, eventually, get, key, send};
 use kiln_router::{RevisionSpec, Router, RunningRouter, ServiceSpec, TableHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -66,6 +66,46 @@ async fn requests_wait_for_a_cold_revision_then_all_succeed_once_an_endpoint_is_
     // Warm now: no more pokes.
     get(&c, addr, "/v2/models/mlp/infer", &[]).await;
     assert_eq!(recorder.pokes_for(&key("mlp-1")), 20);
+}
+
+/// A held request's head gets its own memory while it waits (kiln_router's `detach_head`);
+/// it must reach the upstream unchanged.
+#[tokio::test]
+async fn a_held_request_reaches_the_upstream_with_its_query_headers_and_body() {
+    let recorder = Arc::new(Recorder::default());
+    let (router, table) = cold_router(&recorder, 100, Duration::from_secs(30)).await;
+    let addr = router.http_addr();
+    let c = client();
+    let held = tokio::spawn(async move {
+        send(
+            &c,
+            "POST",
+            format!("http://{addr}/v2/models/mlp/infer?trace=1&x=%20y"),
+            &[("x-trace", "abc-123")],
+            "{\"inputs\": []}",
+        )
+        .await
+    });
+    eventually("1 queued request", || {
+        table.queued(&key("mlp-1")) == Some(1)
+    })
+    .await;
+    let upstream = Upstream::start("mlp").await;
+    table
+        .set_endpoints(&key("mlp-1"), vec![upstream.addr])
+        .unwrap();
+    let reply = held.await.unwrap();
+    assert_eq!(
+        (reply.status.as_u16(), reply.body.as_str()),
+        (200, "mlp:{\"inputs\": []}")
+    );
+    assert_eq!(
+        upstream.seen.heads.lock().clone(),
+        vec![(
+            "/v2/models/mlp/infer?trace=1&x=%20y".to_owned(),
+            Some("abc-123".to_owned())
+        )]
+    );
 }
 
 #[tokio::test]

@@ -27,6 +27,8 @@ pub struct Seen {
     pub current: AtomicUsize,
     pub max_concurrent: AtomicUsize,
     pub bodies: Mutex<Vec<String>>,
+    /// Each request's path and query, and its `x-trace` header.
+    pub heads: Mutex<Vec<(String, Option<String>)>>,
 }
 
 /// A small HTTP/1.1 upstream that answers `{name}` (plus the request body, echoed) after
@@ -68,6 +70,16 @@ impl Upstream {
                         let seen = seen.clone();
                         async move {
                             seen.requests.fetch_add(1, Ordering::SeqCst);
+                            seen.heads.lock().push((
+                                req.uri()
+                                    .path_and_query()
+                                    .map_or("", |p| p.as_str())
+                                    .to_owned(),
+                                req.headers()
+                                    .get("x-trace")
+                                    .and_then(|v| v.to_str().ok())
+                                    .map(str::to_owned),
+                            ));
                             let now = seen.current.fetch_add(1, Ordering::SeqCst) + 1;
                             seen.max_concurrent.fetch_max(now, Ordering::SeqCst);
                             let body = req.into_body().collect().await.map(|b| b.to_bytes());

@@ -86,7 +86,10 @@ taskset -c $ROUTER_CPU "$BIN" router --routes "$WORK/routes.yaml" --address 127.
   --http-port $R_HTTP --grpc-port $R_GRPC & R_PID=$!; PIDS+=($R_PID)
 taskset -c $ROUTER_CPU "$NGINX_BIN" -e stderr -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" & NG_PID=$!; PIDS+=($NG_PID)
 wait_port $UP_HTTP; wait_port $UP_GRPC; wait_port $R_HTTP; wait_port $R_GRPC; wait_port $NG_PORT
-NG_WORKERS=$(pgrep -P $NG_PID | paste -sd, -)
+# nginx listens before it forks its worker: wait for the worker, whose CPU counts too.
+NG_WORKERS=""
+for _ in $(seq 200); do NG_WORKERS=$(pgrep -P $NG_PID | paste -sd, -); [ -n "$NG_WORKERS" ] && break; sleep 0.05; done
+[ -n "$NG_WORKERS" ] || { echo "nginx started no worker" >&2; exit 1; }
 
 RESULTS="$WORK/results.jsonl"
 load() { taskset -c $LOAD_CPU "$BIN" "$@" --seconds "$SECS" | tee -a "$RESULTS"; }

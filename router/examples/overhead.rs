@@ -309,11 +309,15 @@ async fn load(args: LoadArgs, grpc: bool) -> Result<(), Box<dyn std::error::Erro
                 if p == STOP {
                     break;
                 }
+                // HTTP/1.1 requires Host (nginx answers 400 without it).
                 let request = match &body {
                     Some(body) => hyper::Request::post(url.path())
+                        .header("host", authority.as_str())
                         .header("content-type", "application/json")
                         .body(Full::new(body.clone())),
-                    None => hyper::Request::get(url.path()).body(Full::new(Bytes::new())),
+                    None => hyper::Request::get(url.path())
+                        .header("host", authority.as_str())
+                        .body(Full::new(Bytes::new())),
                 }
                 .unwrap_or_default();
                 let start = Instant::now();

@@ -162,6 +162,7 @@ fn run(
     arrivals: &Arrivals,
     replies: Replies,
 ) {
+    let _stopped = StopServing(queue);
     while let Some((first, mut rows)) = queue.first() {
         let deadline = first.enqueued + policy.max_batch_delay;
         let dims = batch_dims(&first);
@@ -206,6 +207,17 @@ fn run(
                 .observe(started.duration_since(job.enqueued).as_secs_f64());
         }
         run_batch(&mut *model, batch, metrics, &replies);
+    }
+}
+
+/// When the model thread ends, even by a panic inside the runtime: the queue refuses new
+/// requests (503) and the queued ones are dropped, which answers their callers with an error
+/// instead of leaving them waiting.
+struct StopServing<'a>(&'a JobQueue<Job>);
+
+impl Drop for StopServing<'_> {
+    fn drop(&mut self) {
+        drop(self.0.close_and_take_all());
     }
 }
 
@@ -453,6 +465,43 @@ mod tests {
         }
         assert!(runs.load(Ordering::SeqCst) < 12, "requests were not joined");
         assert!(largest.load(Ordering::SeqCst) <= 16);
+    }
+
+    /// A model whose runtime panics.
+    struct Panicking(Signature);
+
+    impl Model for Panicking {
+        fn signature(&self) -> &Signature {
+            &self.0
+        }
+        fn platform(&self) -> &'static str {
+            "test"
+        }
+        fn infer(&mut self, _: Vec<Tensor>) -> Result<Vec<Tensor>, InferError> {
+            panic!("the runtime crashed");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_crashed_model_thread_answers_every_caller_with_an_error() {
+        let (doubler, _, _) = doubler();
+        let model = Box::new(Panicking(doubler.signature().clone()));
+        let policy = BatchPolicy {
+            max_batch_size: 1,
+            max_batch_delay: Duration::ZERO,
+        };
+        let worker = Worker::spawn(model, policy, Metrics::new("t"), Arrivals::default());
+        let limit = Duration::from_secs(10);
+        let first = tokio::time::timeout(limit, worker.infer(input(1, 0.0), None)).await;
+        assert!(
+            matches!(first, Ok(Err(ServeError::Internal(_)))),
+            "{first:?}"
+        );
+        let later = tokio::time::timeout(limit, worker.infer(input(1, 0.0), None)).await;
+        assert!(
+            matches!(later, Ok(Err(ServeError::Unavailable(_)))),
+            "{later:?}"
+        );
     }
 
     #[tokio::test]

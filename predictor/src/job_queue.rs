@@ -155,6 +155,14 @@ impl<J> JobQueue<J> {
         self.wake.notify_one();
     }
 
+    /// Refuses further jobs and hands back those still queued (for a consumer that stops).
+    pub(crate) fn close_and_take_all(&self) -> Vec<J> {
+        let mut state = self.lock();
+        state.closed = true;
+        state.queued_rows = 0;
+        state.jobs.drain(..).map(|(job, _)| job).collect()
+    }
+
     /// Waits for the first job of a batch; `None` once closed and drained.
     pub(crate) fn first(&self) -> Option<(J, usize)> {
         let mut state = self.lock();
@@ -316,6 +324,16 @@ mod tests {
         let consumer = idle_consumer(&q);
         q.push(3, 8, || true).unwrap();
         assert_eq!(consumer.join().unwrap(), Some((3, 8)));
+    }
+
+    #[test]
+    fn a_stopping_consumer_takes_every_queued_job_back() {
+        let q = JobQueue::immediate();
+        q.push(1, 1, || true).unwrap();
+        q.push(2, 3, || true).unwrap();
+        assert_eq!(q.close_and_take_all(), vec![1, 2]);
+        assert!(matches!(q.push(3, 1, || true), Err(Closed(3))));
+        assert_eq!(q.first(), None);
     }
 
     #[test]

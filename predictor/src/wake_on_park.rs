@@ -11,9 +11,10 @@
 //! waited [`DEFER_LIMIT`], so a runtime that never parks cannot starve the model.
 //!
 //! This holds only where the process has one CPU (affinity or cgroup quota, as in a
-//! predictor pod that asks for one core): with more, the model thread runs beside the
-//! runtime instead of preempting it, and a runtime thread busy with one long request must
-//! not hold back the others' batch. Without the hook (a predictor embedded in a runtime built
+//! predictor pod that asks for one core), where the model thread can only run by taking the
+//! CPU from the runtime anyway. With more, it runs beside the runtime instead of preempting
+//! it, and a runtime thread busy with one long request (a large JSON body) must not hold back
+//! the batch of the others. Without the hook (a predictor embedded in a runtime built
 //! elsewhere), or with more than one CPU, queues wake the model thread at once.
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -6,7 +6,6 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$KILN_ROOT"
-"$KILN_ROOT/scripts/setup.sh"
 profile=()
 cuda=0
 for arg in "$@"; do
@@ -16,6 +15,7 @@ for arg in "$@"; do
     *) echo "build.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done
+KILN_SETUP_CUDA="$cuda" "$KILN_ROOT/scripts/setup.sh"
 # With the fixture maker (scripts/make_fixtures.sh builds the same targets, so it finds them
 # built with the same dependency features).
 cargo build "${profile[@]}" --workspace --bins --example make_torch_fixture

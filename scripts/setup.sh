@@ -5,6 +5,7 @@
 #   native/onnxruntime/libonnxruntime.so     ONNX Runtime, from the PyPI `onnxruntime` wheel
 #   native/libtorch/{lib,include}            libtorch (CPU libraries), from the PyPI `torch` wheel
 #   native/libtorch-cuda/{lib,include}       the same plus libtorch_cuda.so, for the CUDA build
+#                                            (only with KILN_SETUP_CUDA=1, as build.sh --cuda sets)
 #   venv/                                    Python for fixtures and test servers (moto, tritonclient, onnx)
 set -euo pipefail
 
@@ -56,31 +57,31 @@ if [ ! -f "$NATIVE/onnxruntime/.done" ]; then
   touch "$NATIVE/onnxruntime/.done"
 fi
 
-# libtorch: the torch wheel holds a full libtorch; the CPU build leaves out libtorch_cuda.so
-# so that tch does not link it. libtorch_cpu.so still needs libcudart and libcupti.
-if [ ! -f "$NATIVE/libtorch-cuda/.done" ]; then
+# libtorch: the torch wheel holds a full libtorch. The CPU build (native/libtorch) leaves out
+# the CUDA libraries (~0.5 GB, and tch must not link them); libtorch_cpu.so still needs
+# libcudart and libcupti, from their own wheels. The CUDA build's folder (native/libtorch-cuda,
+# everything) is unpacked only for `scripts/build.sh --cuda`, which sets KILN_SETUP_CUDA=1.
+unpack_libtorch() {  # unpack_libtorch DEST [unzip exclusion patterns...]
+  local dest="$1"; shift
+  local wheel rt cupti tmp="$dest.tmp" exclude=()
+  [ $# -gt 0 ] && exclude=(-x "$@")
   wheel="$(fetch_wheel "torch==$TORCH_VERSION" "torch-$TORCH_VERSION-*.whl")"
   rt="$(fetch_wheel "nvidia-cuda-runtime==$CUDA_WHEEL_VERSION" "nvidia_cuda_runtime-*.whl")"
   cupti="$(fetch_wheel "nvidia-cuda-cupti==$CUDA_WHEEL_VERSION" "nvidia_cuda_cupti-*.whl")"
-  tmp="$NATIVE/libtorch-cuda.tmp"
   rm -rf "$tmp" && mkdir -p "$tmp"
-  log "unpacking libtorch"
-  (cd "$tmp" && unzip -q -o "$wheel" 'torch/lib/*' 'torch/include/*' 'torch/version.py' 'torch/share/*')
+  log "unpacking libtorch into $dest"
+  (cd "$tmp" && unzip -q -o "$wheel" 'torch/lib/*' 'torch/include/*' 'torch/version.py' 'torch/share/*' "${exclude[@]}")
   (cd "$tmp" && unzip -q -j -o "$rt" 'nvidia/cu13/lib/libcudart.so*' -d torch/lib)
   (cd "$tmp" && unzip -q -j -o "$cupti" 'nvidia/cu13/lib/libcupti.so*' -d torch/lib)
-  rm -rf "$NATIVE/libtorch-cuda" && mv "$tmp/torch" "$NATIVE/libtorch-cuda" && rm -rf "$tmp"
-  touch "$NATIVE/libtorch-cuda/.done"
-fi
+  rm -rf "$dest" && mv "$tmp/torch" "$dest" && rm -rf "$tmp"
+  touch "$dest/.done"
+}
 if [ ! -f "$NATIVE/libtorch/.done" ]; then
-  rm -rf "$NATIVE/libtorch" && mkdir -p "$NATIVE/libtorch/lib"
-  cp -al "$NATIVE/libtorch-cuda/include" "$NATIVE/libtorch/include"
-  [ -d "$NATIVE/libtorch-cuda/share" ] && cp -al "$NATIVE/libtorch-cuda/share" "$NATIVE/libtorch/share"
-  cp -al "$NATIVE/libtorch-cuda/version.py" "$NATIVE/libtorch/version.py"
-  for f in "$NATIVE/libtorch-cuda/lib/"*; do
-    case "$(basename "$f")" in libtorch_cuda*|libc10_cuda*|libcaffe2_nvrtc*) continue ;; esac
-    cp -al "$f" "$NATIVE/libtorch/lib/"
-  done
-  touch "$NATIVE/libtorch/.done"
+  unpack_libtorch "$NATIVE/libtorch" 'torch/lib/libtorch_cuda*' 'torch/lib/libc10_cuda*' \
+    'torch/lib/libcaffe2_nvrtc*' 'torch/lib/libtorch_python*' 'torch/lib/libtorch_nvshmem*'
+fi
+if [ "${KILN_SETUP_CUDA:-0}" = 1 ] && [ ! -f "$NATIVE/libtorch-cuda/.done" ]; then
+  unpack_libtorch "$NATIVE/libtorch-cuda"
 fi
 # Every library is unpacked: the wheels are not needed again.
 rm -rf "$WHEELS"

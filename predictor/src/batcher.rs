@@ -72,15 +72,14 @@ struct Job {
 /// is dropped.
 #[derive(Clone)]
 pub struct Worker {
-    queue: Arc<JobQueue<Job>>,
+    queue: Arc<Sender>,
     arrivals: Arrivals,
-    _stop: Arc<StopOnDrop>,
 }
 
-/// Closes the queue when the last [`Worker`] handle goes.
-struct StopOnDrop(Arc<JobQueue<Job>>);
+/// The handles' side of the queue: closes it when the last [`Worker`] handle goes.
+struct Sender(Arc<JobQueue<Job>>);
 
-impl Drop for StopOnDrop {
+impl Drop for Sender {
     fn drop(&mut self) {
         self.0.close();
     }
@@ -115,8 +114,7 @@ impl Worker {
             })
             .expect("spawning the model thread");
         Worker {
-            _stop: Arc::new(StopOnDrop(queue.clone())),
-            queue,
+            queue: Arc::new(Sender(queue)),
             arrivals,
         }
     }
@@ -141,6 +139,7 @@ impl Worker {
         };
         let arrivals = &self.arrivals;
         self.queue
+            .0
             .push(job, rows, move || {
                 drop(arrival);
                 arrivals.count() == 0

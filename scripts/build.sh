@@ -16,9 +16,7 @@ for arg in "$@"; do
   esac
 done
 KILN_SETUP_CUDA="$cuda" "$KILN_ROOT/scripts/setup.sh"
-# With the fixture maker (scripts/make_fixtures.sh builds the same targets, so it finds them
-# built with the same dependency features).
-cargo build "${profile[@]}" --workspace --bins --example make_torch_fixture
+cargo build "${profile[@]}" "${KILN_BUILD_TARGETS[@]}"
 if [ "$cuda" = 1 ]; then
   LIBTORCH="$KILN_CACHE/native/libtorch-cuda" CARGO_TARGET_DIR="$KILN_ROOT/target/cuda" \
     cargo build --release -p kiln-predictor-torch

@@ -9,7 +9,7 @@ mkdir -p "$out"
 # Same profile as the binaries being tested or served (KILN_PROFILE=release from up.sh).
 profile=()
 [ "${KILN_PROFILE:-debug}" = release ] && profile=(--release)
-# The same targets as scripts/build.sh, so that dependency features match and this build is
-# a no-op after it (a `-p kiln-predictor-torch` build would compile the predictor again).
-cargo build --quiet "${profile[@]}" --workspace --bins --example make_torch_fixture
+# The same targets as scripts/build.sh (a `-p kiln-predictor-torch` build would compile the
+# predictor again with other features).
+cargo build --quiet "${profile[@]}" "${KILN_BUILD_TARGETS[@]}"
 "${CARGO_TARGET_DIR:-$KILN_ROOT/target}/${KILN_PROFILE:-debug}/examples/make_torch_fixture" "$out"

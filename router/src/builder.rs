@@ -11,9 +11,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::app::App;
 use crate::balance::Rng;
 use crate::error::RouterError;
-use crate::http::{self, App};
+use crate::http;
 use crate::metrics::Metrics;
 use crate::revision::Shared;
 use crate::stats;

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use http::{HeaderValue, StatusCode, header};
+use http::StatusCode;
 
 /// Failures of the router as a whole: binding, configuration, signals.
 #[derive(Debug, thiserror::Error)]
@@ -109,14 +109,9 @@ impl RequestError {
         json_error(&self.to_string())
     }
 
-    /// Extra header for the answer (Retry-After on a full queue).
-    pub(crate) fn retry_after(&self) -> Option<(header::HeaderName, HeaderValue)> {
-        match self {
-            Self::QueueFull(_) | Self::Gone(_) => {
-                Some((header::RETRY_AFTER, HeaderValue::from_static("1")))
-            }
-            _ => None,
-        }
+    /// Whether the answer says `Retry-After` (the queue was full or the revision left).
+    pub(crate) fn retry_after(&self) -> bool {
+        matches!(self, Self::QueueFull(_) | Self::Gone(_))
     }
 }
 

@@ -1,148 +1,49 @@
-//! The HTTP server: HTTP/1.1 and h2c (told apart by peeking at the preface) on one listener, gRPC recognised by its content type
-//! (so gRPC works on the HTTP port too). It finds the service from the path, the host or the
-//! gRPC model name, answers server-scoped calls itself and forwards the rest.
+//! The server: HTTP/1.1 and h2c (told apart by peeking at the preface) on one listener. HTTP/1.1
+//! connections go to the router's own HTTP/1.1 path (`h1`); h2c connections, and the HTTP/1.1
+//! forms that path hands over, are served by hyper here, gRPC recognised by its content type
+//! (so gRPC works on the HTTP port too). Either way the service comes from the path, the host
+//! or the gRPC model name; server-scoped calls are answered by the router itself.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{Method, Request, Response, header};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
+use crate::answer::Answer;
+use crate::app::{App, PIN_REVISION_HEADER, PIN_TAG_HEADER, RouteHints, model_in_path};
 use crate::body::{ReqBody, RespBody};
 use crate::error::RequestError;
 use crate::grpc;
+use crate::h1;
 use crate::proxy::{self, Upstream};
-use crate::stats::InRevision;
-use crate::table::{Pin, Service, Snapshot, TableHandle};
-
-/// Header pinning a revision by name.
-pub const PIN_REVISION_HEADER: &str = "x-kiln-revision";
-/// Header pinning a revision by tag.
-pub const PIN_TAG_HEADER: &str = "x-kiln-tag";
 
 const PIN_REVISION: http::HeaderName = http::HeaderName::from_static(PIN_REVISION_HEADER);
 const PIN_TAG: http::HeaderName = http::HeaderName::from_static(PIN_TAG_HEADER);
-
-/// Settings and state shared by every connection.
-pub(crate) struct App {
-    pub(crate) table: TableHandle,
-    /// `.{domain}`: hosts are `{name}.{namespace}.{domain}`.
-    pub(crate) domain_suffix: String,
-    pub(crate) max_body: u64,
-    pub(crate) body_read_timeout: Duration,
-    pub(crate) header_read_timeout: Duration,
-}
-
-fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<RespBody> {
-    let mut response = Response::new(RespBody::full(body));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
-fn error_response(error: &RequestError) -> Response<RespBody> {
-    let mut response = json(error.status(), error.json_body());
-    if let Some((name, value)) = error.retry_after() {
-        response.headers_mut().insert(name, value);
-    }
-    response
-}
-
-/// The model named by a `/v2/models/{name}/...` or `/v1/models/{name}[:verb]` path.
-fn model_in_path(path: &str) -> Result<Option<&str>, RequestError> {
-    let name = if let Some(rest) = path.strip_prefix("/v2/models/") {
-        rest.split('/').next()
-    } else if let Some(rest) = path.strip_prefix("/v1/models/") {
-        rest.split(['/', ':']).next()
-    } else {
-        return Ok(None);
-    };
-    match name {
-        Some(name) if !name.is_empty() => Ok(Some(name)),
-        _ => Err(RequestError::BadRequest(format!(
-            "malformed path {path}: no model name"
-        ))),
-    }
-}
 
 fn header_str<'r>(req: &'r Request<Incoming>, name: &http::HeaderName) -> Option<&'r str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-impl App {
-    /// `(label, namespace)` of a host `{label}.{namespace}.{domain}[:port]`.
-    fn host_target<'h>(&self, host: &'h str) -> Option<(&'h str, &'h str)> {
-        let host = match host.rsplit_once(':') {
-            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
-            _ => host,
-        };
-        let rest = host.strip_suffix(self.domain_suffix.as_str())?;
-        let (label, namespace) = rest.split_once('.')?;
-        (!label.is_empty() && !namespace.is_empty() && !namespace.contains('.'))
-            .then_some((label, namespace))
-    }
-
-    /// The service and the tag pinned by the host, if any.
-    fn resolve<'s>(
-        &self,
-        snapshot: &'s Snapshot,
-        host: Option<&str>,
-        model: Option<&str>,
-    ) -> Result<(&'s Arc<Service>, Option<String>), RequestError> {
-        let target = host.and_then(|h| self.host_target(h));
-        let unknown = |name: &str| RequestError::NotFound(format!("unknown model {name}"));
-        match (model, target) {
-            (Some(name), Some((label, namespace))) => {
-                let service = snapshot
-                    .get(namespace, name)
-                    .or_else(|| snapshot.by_name(name))
-                    .ok_or_else(|| unknown(name))?;
-                let tag = label
-                    .strip_suffix(name)
-                    .and_then(|t| t.strip_suffix('-'))
-                    .filter(|t| !t.is_empty() && service.has_tag(t))
-                    .map(str::to_owned);
-                Ok((service, tag))
-            }
-            (Some(name), None) => Ok((snapshot.by_name(name).ok_or_else(|| unknown(name))?, None)),
-            (None, Some((label, namespace))) => {
-                if let Some(service) = snapshot.get(namespace, label) {
-                    return Ok((service, None));
-                }
-                for (i, _) in label.match_indices('-') {
-                    let (tag, name) = (&label[..i], &label[i + 1..]);
-                    if let Some(service) = snapshot.get(namespace, name)
-                        && service.has_tag(tag)
-                    {
-                        return Ok((service, Some(tag.to_owned())));
-                    }
-                }
-                Err(RequestError::NotFound(format!(
-                    "no model for host {label}.{namespace}"
-                )))
-            }
-            (None, None) => Err(RequestError::NotFound(
-                "the request names no model (path or host)".into(),
-            )),
-        }
-    }
-
-    fn host(req: &Request<Incoming>) -> Option<&str> {
-        req.uri()
+/// Where a hyper request says it goes.
+fn hints(req: &Request<Incoming>) -> RouteHints<'_> {
+    RouteHints {
+        host: req
+            .uri()
             .authority()
             .map(|a| a.as_str())
-            .or_else(|| header_str(req, &header::HOST))
+            .or_else(|| header_str(req, &header::HOST)),
+        pin_revision: header_str(req, &PIN_REVISION),
+        pin_tag: header_str(req, &PIN_TAG),
     }
+}
 
+impl App {
     /// Answers one request.
     pub(crate) async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<RespBody> {
         let is_grpc = req
@@ -153,85 +54,18 @@ impl App {
             // Boxed: the gRPC path's states would otherwise widen every HTTP request's future.
             return Box::pin(self.handle_grpc(req)).await;
         }
-        let path = req.uri().path();
-        match path {
-            "/healthz" => return json(StatusCode::OK, r#"{"status":"ok"}"#),
-            "/metrics" => {
-                let mut response =
-                    Response::new(RespBody::full(self.table.shared().metrics.encode()));
-                response.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("text/plain; version=0.0.4"),
-                );
-                return response;
-            }
-            "/v2" | "/v2/" => {
-                let body = serde_json::json!({
-                    "name": "kiln-router",
-                    "version": env!("CARGO_PKG_VERSION"),
-                    "extensions": [],
-                });
-                return json(StatusCode::OK, body.to_string());
-            }
-            "/v2/health/live" => return json(StatusCode::OK, r#"{"live":true}"#),
-            "/v2/health/ready" => return json(StatusCode::OK, r#"{"ready":true}"#),
-            "/v2/models" | "/v2/models/" if req.method() == Method::GET => {
-                return self.list_models();
-            }
-            _ => {}
+        if let Some(answer) = self.own_answer(req.method() == Method::GET, req.uri().path()) {
+            return answer.into_response();
         }
         match self.route_http(req).await {
             Ok(response) => response,
-            Err(error) => error_response(&error),
+            Err(error) => Answer::error(&error).into_response(),
         }
-    }
-
-    fn list_models(&self) -> Response<RespBody> {
-        let snapshot = self.table.snapshot();
-        let models: Vec<_> = snapshot
-            .services()
-            .iter()
-            .map(|s| serde_json::json!({ "name": s.name, "namespace": s.namespace }))
-            .collect();
-        json(
-            StatusCode::OK,
-            serde_json::json!({ "models": models }).to_string(),
-        )
-    }
-
-    fn choose(
-        &self,
-        req: &Request<Incoming>,
-        model: Option<&str>,
-    ) -> Result<(InRevision, Duration), RequestError> {
-        let snapshot = self.table.snapshot();
-        let result =
-            self.resolve(&snapshot, Self::host(req), model)
-                .and_then(|(service, host_tag)| {
-                    let pin = if let Some(name) = header_str(req, &PIN_REVISION) {
-                        Pin::Revision(name)
-                    } else if let Some(tag) = header_str(req, &PIN_TAG) {
-                        Pin::Tag(tag)
-                    } else if let Some(tag) = host_tag.as_deref() {
-                        Pin::Tag(tag)
-                    } else {
-                        Pin::None
-                    };
-                    let revision = service.choose(pin, &self.table.shared().rng)?;
-                    Ok((InRevision::enter(revision.clone()), service.timeout))
-                });
-        if let Err(error) = &result {
-            self.table
-                .shared()
-                .metrics
-                .unrouted(error.status().as_u16());
-        }
-        result
     }
 
     async fn route_http(&self, req: Request<Incoming>) -> Result<Response<RespBody>, RequestError> {
         let model = model_in_path(req.uri().path())?;
-        let (count, timeout) = self.choose(&req, model)?;
+        let (count, timeout) = self.choose(&hints(&req), model)?;
         let declared = req
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -269,7 +103,7 @@ impl App {
         let (model, head) =
             grpc::read_model_name(&mut body, self.max_body, self.body_read_timeout).await?;
         let req = Request::from_parts(parts, body);
-        let (count, timeout) = self.choose(&req, Some(&model))?;
+        let (count, timeout) = self.choose(&hints(&req), Some(&model))?;
         let (parts, body) = req.into_parts();
         let body = ReqBody::new(
             Some(head),
@@ -349,6 +183,8 @@ pub(crate) async fn serve(
 ) {
     let builders = Arc::new(Builders::new(app.header_read_timeout));
     let graceful = GracefulShutdown::new();
+    // Every connection task holds a sender; all of them gone = all connections closed.
+    let (alive, mut all_closed) = mpsc::channel::<()>(1);
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -364,37 +200,60 @@ pub(crate) async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let builders = builders.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let Some(http2) = sniff_http2(&stream, builders.header_read_timeout).await else {
-                return;
-            };
-            let service = hyper::service::service_fn(move |req| {
-                let app = app.clone();
-                async move { Ok::<_, Infallible>(app.handle(req).await) }
-            });
-            let io = TokioIo::new(stream);
-            let outcome = if http2 {
-                watcher
-                    .watch(builders.http2.serve_connection(io, service))
-                    .await
-            } else {
-                watcher
-                    .watch(builders.http1.serve_connection(io, service))
-                    .await
-            };
-            if let Err(error) = outcome {
-                tracing::debug!(%error, "connection ended with an error");
-            }
-        });
+        tokio::spawn(serve_connection(
+            stream,
+            app.clone(),
+            builders.clone(),
+            graceful.watcher(),
+            stop.clone(),
+            alive.clone(),
+        ));
     }
     drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    drop(alive);
+    let drained = async {
+        graceful.shutdown().await;
+        let _ = all_closed.recv().await;
+    };
+    if tokio::time::timeout(grace, drained).await.is_err() {
         tracing::warn!("drain deadline passed with requests still in flight");
+    }
+}
+
+/// Serves one accepted connection: HTTP/1.1 on the router's own path, h2c (and what that
+/// path hands over) with hyper.
+async fn serve_connection(
+    stream: TcpStream,
+    app: Arc<App>,
+    builders: Arc<Builders>,
+    watcher: Watcher,
+    stop: watch::Receiver<bool>,
+    _alive: mpsc::Sender<()>,
+) {
+    let Some(http2) = sniff_http2(&stream, builders.header_read_timeout).await else {
+        return;
+    };
+    let service = {
+        let app = app.clone();
+        hyper::service::service_fn(move |req| {
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(app.handle(req).await) }
+        })
+    };
+    // Boxed: hyper's connection states are large, and most connections never need them.
+    let outcome = if http2 {
+        let io = TokioIo::new(stream);
+        Box::pin(watcher.watch(builders.http2.serve_connection(io, service))).await
+    } else {
+        match h1::serve(stream, app, stop).await {
+            h1::Ended::Closed => return,
+            h1::Ended::Handover(io) => {
+                let io = TokioIo::new(io);
+                Box::pin(watcher.watch(builders.http1.serve_connection(io, service))).await
+            }
+        }
+    };
+    if let Err(error) = outcome {
+        tracing::debug!(%error, "connection ended with an error");
     }
 }

@@ -27,12 +27,15 @@
 //! ```
 
 mod activator;
+mod answer;
+mod app;
 mod balance;
 mod body;
 mod builder;
 pub mod cli;
 mod error;
 pub mod grpc;
+mod h1;
 mod http;
 mod metrics;
 mod proxy;
@@ -41,10 +44,10 @@ pub mod routes_file;
 pub mod stats;
 mod table;
 
+pub use app::{PIN_REVISION_HEADER, PIN_TAG_HEADER};
 pub use builder::{
     DEFAULT_MAX_BODY_BYTES, DEFAULT_QUEUE_DEPTH, Discard, Router, RouterBuilder, RunningRouter,
 };
 pub use error::RouterError;
-pub use http::{PIN_REVISION_HEADER, PIN_TAG_HEADER};
 pub use proxy::REVISION_HEADER;
 pub use table::{DEFAULT_NAMESPACE, DEFAULT_TIMEOUT, RevisionSpec, ServiceSpec, TableHandle};

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use crate::activator::Queue;
 use crate::balance::{self, Rng};
+use crate::h1::UpstreamPool;
 use crate::metrics::Metrics;
 use crate::proxy::Pool;
 use crate::stats::RevisionStats;
@@ -46,8 +47,10 @@ pub(crate) struct Endpoint {
     draining: AtomicBool,
     backoff_until: AtomicU64,
     drained: Notify,
-    /// Pooled connections to this address.
+    /// Pooled connections to this address for the general path (h2c, hyper's HTTP/1.1).
     pub(crate) pool: Pool,
+    /// Pooled HTTP/1.1 connections for the HTTP/1.1 path.
+    pub(crate) h1: UpstreamPool,
 }
 
 impl Endpoint {
@@ -59,6 +62,7 @@ impl Endpoint {
             backoff_until: AtomicU64::new(0),
             drained: Notify::new(),
             pool: Pool::new(addr),
+            h1: UpstreamPool::default(),
         }
     }
 

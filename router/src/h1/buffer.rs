@@ -108,17 +108,23 @@ impl ReadBuf {
         Ok(n)
     }
 
-    /// Reads at most `limit` bytes once from `io`, from the front of an empty buffer.
+    /// Reads at most `limit` bytes once from `io`, from the front of an empty buffer. A read
+    /// that fills the whole buffer doubles it (up to `max_capacity`) for the next one, so a
+    /// stream of large bodies soon moves in few reads.
     pub(crate) async fn read_fresh<R: AsyncRead + Unpin>(
         &mut self,
         io: &mut R,
         limit: usize,
+        max_capacity: usize,
     ) -> io::Result<usize> {
         debug_assert!(self.is_empty());
         let limit = limit.min(self.data.len());
         let n = io.read(&mut self.data[..limit]).await?;
         self.start = 0;
         self.end = n;
+        if n == self.data.len() && n < max_capacity {
+            self.data.resize((n * 2).min(max_capacity), 0);
+        }
         Ok(n)
     }
 
@@ -153,6 +159,19 @@ mod tests {
         buf.consume(8);
         buf.shrink_when_empty();
         assert_eq!(buf.capacity(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_full_fresh_read_doubles_the_buffer_for_the_next() {
+        let mut buf = ReadBuf::with_capacity(4);
+        let mut input: &[u8] = b"abcdefghijklmnop";
+        assert_eq!(buf.read_fresh(&mut input, usize::MAX, 8).await.unwrap(), 4);
+        buf.consume(4);
+        assert_eq!(buf.read_fresh(&mut input, usize::MAX, 8).await.unwrap(), 8);
+        buf.consume(8);
+        assert_eq!(buf.capacity(), 8);
+        assert_eq!(buf.read_fresh(&mut input, 2, 8).await.unwrap(), 2);
+        assert_eq!(buf.filled(), b"mn");
     }
 
     #[test]

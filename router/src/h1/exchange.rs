@@ -13,10 +13,10 @@ use crate::answer::Answer;
 use crate::app::App;
 use crate::error::RequestError;
 use crate::h1::framing::{BodyCursor, Framing};
-use crate::h1::io::{Client, write_two};
+use crate::h1::io::{Client, write_all};
 use crate::h1::request::{Forward, answer_bytes};
 use crate::h1::response::{self, ClientSide, Parsed, ResponseHead};
-use crate::h1::upstream::UpstreamConn;
+use crate::h1::upstream::{MAX_BUFFER_BYTES, UpstreamConn};
 use crate::revision::{Lease, Revision};
 
 /// Attempts per request when endpoints refuse connections.
@@ -233,20 +233,14 @@ async fn send_on(
     };
     match body.buffered {
         Some(len) => {
-            let written = write_two(&mut up.stream, head, &client.buf.filled()[..len]).await;
+            let written = write_all(&mut up.stream, [head, &client.buf.filled()[..len]]).await;
             if let Err(e) = written {
                 return Err(stale_or(upstream_error("writing the request", e)));
             }
         }
         None => {
             let prefix = client.buf.take_filled();
-            if let Err(e) = write_two(&mut up.stream, head, &prefix).await {
-                return Err(SendFailure::Failed(upstream_error(
-                    "writing the request",
-                    e,
-                )));
-            }
-            stream_body(up, client, app, body)
+            stream_body(up, client, app, body, head, &prefix)
                 .await
                 .map_err(SendFailure::Failed)?;
         }
@@ -295,19 +289,24 @@ async fn send_on(
     }
 }
 
-/// Copies the rest of a request body from the client to the upstream, with the body read
-/// timeout and size limit.
+/// Sends the request head, the part of the body received with it (`prefix`) and the rest
+/// of the body as it comes from the client (the first piece in the same write as the head),
+/// with the body read timeout and size limit.
 async fn stream_body(
     up: &mut UpstreamConn,
     client: &mut Client,
     app: &App,
     body: &mut Body,
+    head: &[u8],
+    prefix: &[u8],
 ) -> Result<(), Failure> {
     let cursor = &mut body.cursor;
+    let mut unsent = [head, prefix];
     while !cursor.is_done() {
         let read = tokio::time::timeout(
             app.body_read_timeout,
-            up.buf.read_fresh(&mut client.stream, cursor.most_left()),
+            up.buf
+                .read_fresh(&mut client.stream, cursor.most_left(), MAX_BUFFER_BYTES),
         )
         .await;
         let n = match read {
@@ -325,7 +324,8 @@ async fn stream_body(
         }
         // What follows the body is the client's next request.
         client.buf.unread(&up.buf.filled()[used..]);
-        let written = up.stream.write_all(&up.buf.filled()[..used]).await;
+        let [head, prefix] = std::mem::take(&mut unsent);
+        let written = write_all(&mut up.stream, [head, prefix, &up.buf.filled()[..used]]).await;
         up.buf.consume(n);
         if let Err(e) = written {
             return Err(Failure::Answer(RequestError::Upstream(format!(
@@ -345,10 +345,9 @@ async fn copy_response(
 ) -> Result<bool, ()> {
     let mut cursor = BodyCursor::new(head.framing);
     let first = cursor.take(up.buf.filled()).map_err(|_| ())?;
-    write_two(
+    write_all(
         &mut client.stream,
-        &head.client_head,
-        &up.buf.filled()[..first],
+        [&head.client_head, &up.buf.filled()[..first]],
     )
     .await
     .map_err(|_| ())?;
@@ -360,7 +359,7 @@ async fn copy_response(
         }
         let n = up
             .buf
-            .read_fresh(&mut up.stream, cursor.most_left())
+            .read_fresh(&mut up.stream, cursor.most_left(), MAX_BUFFER_BYTES)
             .await
             .map_err(|_| ())?;
         if n == 0 {

@@ -52,28 +52,22 @@ impl Client {
     }
 }
 
-/// Writes all of `first` then all of `second`, in one `writev` when the socket takes them.
-pub(crate) async fn write_two(
+/// Writes all of `parts` in order, in one `writev` when the socket takes them all.
+pub(crate) async fn write_all<const N: usize>(
     stream: &mut TcpStream,
-    mut first: &[u8],
-    mut second: &[u8],
+    mut parts: [&[u8]; N],
 ) -> io::Result<()> {
-    while !first.is_empty() || !second.is_empty() {
-        let n = if first.is_empty() {
-            stream.write(second).await?
-        } else if second.is_empty() {
-            stream.write(first).await?
-        } else {
-            stream
-                .write_vectored(&[IoSlice::new(first), IoSlice::new(second)])
-                .await?
-        };
+    while parts.iter().any(|part| !part.is_empty()) {
+        let slices: [IoSlice<'_>; N] = std::array::from_fn(|i| IoSlice::new(parts[i]));
+        let mut n = stream.write_vectored(&slices).await?;
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
-        let from_first = n.min(first.len());
-        first = &first[from_first..];
-        second = &second[n - from_first..];
+        for part in &mut parts {
+            let taken = n.min(part.len());
+            *part = &part[taken..];
+            n -= taken;
+        }
     }
     Ok(())
 }

@@ -11,6 +11,7 @@
 
 mod buffer;
 mod connection;
+mod date;
 mod exchange;
 mod framing;
 mod headers;

@@ -4,11 +4,10 @@
 
 use std::time::Duration;
 
-use http::StatusCode;
-
 use crate::answer::Answer;
 use crate::app::{App, PIN_REVISION_HEADER, PIN_TAG_HEADER, RouteHints, model_in_path};
 use crate::error::RequestError;
+use crate::h1::date;
 use crate::h1::framing::Framing;
 use crate::h1::headers::{HeaderList, has_token, is_hop_by_hop};
 use crate::stats::InRevision;
@@ -199,17 +198,13 @@ pub(crate) fn answer_bytes(answer: &Answer, close: bool) -> Vec<u8> {
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
     out.push(b' ');
-    out.extend_from_slice(
-        status
-            .canonical_reason()
-            .unwrap_or(StatusCode::OK.canonical_reason().unwrap_or_default())
-            .as_bytes(),
-    );
+    out.extend_from_slice(status.canonical_reason().unwrap_or_default().as_bytes());
     out.extend_from_slice(b"\r\ncontent-type: ");
     out.extend_from_slice(answer.content_type.as_bytes());
     out.extend_from_slice(b"\r\ncontent-length: ");
     out.extend_from_slice(answer.body.len().to_string().as_bytes());
     out.extend_from_slice(b"\r\n");
+    date::append_header(&mut out);
     if answer.retry_after {
         out.extend_from_slice(b"retry-after: 1\r\n");
     }

@@ -4,6 +4,7 @@
 
 use http::StatusCode;
 
+use crate::h1::date;
 use crate::h1::framing::Framing;
 use crate::h1::headers::{HeaderList, has_token, is_hop_by_hop};
 use crate::proxy::REVISION_HEADER;
@@ -86,7 +87,14 @@ pub(crate) fn parse(bytes: &[u8], client: &ClientSide<'_>) -> Parsed {
         status,
         framing,
         reusable: keeps_open && framing != Framing::UntilClose,
-        client_head: client_head(&parsed, &headers, connection, client.revision, close_client),
+        client_head: client_head(
+            &parsed,
+            &headers,
+            framing,
+            connection,
+            client.revision,
+            close_client,
+        ),
     })
 }
 
@@ -127,6 +135,7 @@ fn response_framing(
 fn client_head(
     parsed: &httparse::Response<'_, '_>,
     headers: &HeaderList<'_, '_>,
+    framing: Framing,
     connection: &[u8],
     revision: &[u8],
     close: bool,
@@ -137,15 +146,25 @@ fn client_head(
     out.push(b' ');
     out.extend_from_slice(parsed.reason.unwrap_or_default().as_bytes());
     out.extend_from_slice(b"\r\n");
+    // With chunked framing a Content-Length is wrong (RFC 9112 §6.3): it is not passed on.
+    let chunked = framing == Framing::Chunked;
+    let mut dated = false;
     for field in headers.0.iter() {
-        if is_hop_by_hop(field.name, connection) || field.name.eq_ignore_ascii_case(REVISION_HEADER)
+        let name = field.name;
+        if is_hop_by_hop(name, connection)
+            || name.eq_ignore_ascii_case(REVISION_HEADER)
+            || (chunked && name.eq_ignore_ascii_case("content-length"))
         {
             continue;
         }
+        dated |= name.eq_ignore_ascii_case("date");
         out.extend_from_slice(field.name.as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(field.value);
         out.extend_from_slice(b"\r\n");
+    }
+    if !dated {
+        date::append_header(&mut out);
     }
     out.extend_from_slice(REVISION_HEADER.as_bytes());
     out.extend_from_slice(b": ");
@@ -179,7 +198,7 @@ mod tests {
 
     #[test]
     fn the_client_head_drops_hop_by_hop_fields_and_names_the_revision() {
-        let bytes = b"HTTP/1.1 200 OK\r\nConnection: x-hop\r\nx-hop: 1\r\nx-end: 2\r\nContent-Length: 2\r\n\r\nok";
+        let bytes = b"HTTP/1.1 200 OK\r\nConnection: x-hop\r\nx-hop: 1\r\nx-end: 2\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 2\r\n\r\nok";
         let head = head(bytes, &client());
         assert_eq!(head.len, bytes.len() - 2);
         assert_eq!(head.framing, Framing::Length(2));
@@ -187,8 +206,21 @@ mod tests {
         let text = String::from_utf8(head.client_head).unwrap();
         assert_eq!(
             text,
-            "HTTP/1.1 200 OK\r\nx-end: 2\r\nContent-Length: 2\r\nx-kiln-revision: mlp-1\r\n\r\n"
+            "HTTP/1.1 200 OK\r\nx-end: 2\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 2\r\nx-kiln-revision: mlp-1\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn a_response_without_date_gets_one_and_chunked_drops_content_length() {
+        let bytes = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: 9\r\n\r\n";
+        let head = head(bytes, &client());
+        assert_eq!(head.framing, Framing::Chunked);
+        let text = String::from_utf8(head.client_head)
+            .unwrap()
+            .to_ascii_lowercase();
+        assert!(text.contains("\r\ndate: "), "{text}");
+        assert!(!text.contains("content-length"), "{text}");
+        assert!(text.contains("transfer-encoding: chunked"), "{text}");
     }
 
     #[test]

@@ -14,9 +14,13 @@ use crate::h1::buffer::ReadBuf;
 /// Most idle connections kept per endpoint.
 const MAX_IDLE: usize = 1024;
 
-/// The read buffer of an upstream connection, also the copy buffer for the request body on
-/// its way there. There are only as many of these as requests in flight.
-pub(crate) const BUFFER_BYTES: usize = 16 * 1024;
+/// The starting size of an upstream connection's read buffer, which is also the copy buffer
+/// for request bodies on their way there. Reads that fill it grow it up to
+/// [`MAX_BUFFER_BYTES`], so a connection carrying large bodies moves each in a read or two.
+const BUFFER_BYTES: usize = 16 * 1024;
+
+/// The most an upstream connection's buffer grows to.
+pub(crate) const MAX_BUFFER_BYTES: usize = 64 * 1024;
 
 /// One connection to an endpoint.
 pub(crate) struct UpstreamConn {
@@ -77,7 +81,6 @@ impl UpstreamPool {
     pub(crate) fn put(&self, mut conn: UpstreamConn) {
         debug_assert!(conn.buf.is_empty());
         conn.reused = true;
-        conn.buf.shrink_when_empty();
         let mut idle = self.idle.lock();
         if idle.len() < MAX_IDLE {
             idle.push(conn);

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Router overhead with the MLP predictor as upstream (issue 3): `kiln predictor` serving the
 # fixture MLP (ONNX, one inference thread, no batching) alone on $MODEL_CPU (default 1); the
-# load generator and the router together on $CLIENT_CPU (default 0), so the router's CPU is
-# taken from the client's core. REST JSON, one row of 784 floats, concurrency 1, 8 and 64,
-# direct vs through the router, in the same run.
+# load generator on $CLIENT_CPU (default 0) and the router on $ROUTER_CPU (default: the
+# client's, so on a two-CPU machine the router's CPU is taken from the client's core). REST
+# JSON, one row of 784 floats, concurrency 1, 8 and 64: direct, through the router, and
+# through nginx (Debian package, keep-alive proxy, pinned like the router) as the reference
+# for what any proxy hop costs in the same layout.
 #
 # Usage: benches/router/mlp.sh [measured-seconds-per-run]
 # Needs a built `kiln` (KILN_BIN, default target/release/kiln) and the fixture
@@ -14,6 +16,7 @@ cd "$ROOT"
 SECS=${1:-5}
 MODEL_CPU=${MODEL_CPU:-1}
 CLIENT_CPU=${CLIENT_CPU:-0}
+ROUTER_CPU=${ROUTER_CPU:-$CLIENT_CPU}
 KILN_BIN=${KILN_BIN:-target/release/kiln}
 MLP_DIR=${MLP_DIR:-.kiln-cache/fixtures/mlp}
 if [ -z "${BIN:-}" ]; then
@@ -21,10 +24,16 @@ if [ -z "${BIN:-}" ]; then
   cargo build --release -q -p kiln-router --example overhead
   BIN=$CARGO_TARGET_DIR/release/examples/overhead
 fi
+if [ -z "${NGINX_BIN:-}" ]; then
+  if ! command -v nginx >/dev/null; then
+    apt-get install -y nginx >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y nginx >/dev/null; }
+  fi
+  NGINX_BIN=$(command -v nginx)
+fi
 [ -x "$KILN_BIN" ] || { echo "no kiln binary at $KILN_BIN (cargo build --release -p kiln)" >&2; exit 1; }
 [ -f "$MLP_DIR/model.onnx" ] || { echo "no MLP fixture in $MLP_DIR" >&2; exit 1; }
 
-P_HTTP=21401 P_GRPC=21402 R_HTTP=21410 R_GRPC=21411
+P_HTTP=21401 P_GRPC=21402 R_HTTP=21410 R_GRPC=21411 NG_PORT=21420
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
@@ -45,12 +54,45 @@ services:
         endpoints: ["127.0.0.1:$P_HTTP"]
 YAML
 
+mkdir -p "$WORK/nginx/logs"
+cat > "$WORK/nginx/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log stderr warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 100000000;
+  keepalive_timeout 300s;
+  client_body_buffer_size 64k;
+  client_body_temp_path $WORK/nginx/body;
+  proxy_temp_path $WORK/nginx/proxy;
+  fastcgi_temp_path $WORK/nginx/fastcgi;
+  uwsgi_temp_path $WORK/nginx/uwsgi;
+  scgi_temp_path $WORK/nginx/scgi;
+  upstream up { server 127.0.0.1:$P_HTTP; keepalive 128; keepalive_requests 100000000; }
+  server {
+    listen 127.0.0.1:$NG_PORT;
+    location / {
+      proxy_pass http://up;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+CONF
+
 taskset -c $MODEL_CPU "$KILN_BIN" predictor --model-name mlp --storage-uri "$MLP_DIR" --bind 127.0.0.1 \
   --http-port $P_HTTP --grpc-port $P_GRPC --threads 1 --model-cache-dir "$WORK/cache" \
   > "$WORK/predictor.log" 2>&1 & P_PID=$!; PIDS+=($P_PID)
-taskset -c $CLIENT_CPU "$BIN" router --routes "$WORK/routes.yaml" --address 127.0.0.1 \
+taskset -c $ROUTER_CPU "$BIN" router --routes "$WORK/routes.yaml" --address 127.0.0.1 \
   --http-port $R_HTTP --grpc-port $R_GRPC & R_PID=$!; PIDS+=($R_PID)
-wait_port $P_HTTP; wait_port $R_HTTP
+taskset -c $ROUTER_CPU "$NGINX_BIN" -e stderr -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" & NG_PID=$!; PIDS+=($NG_PID)
+wait_port $P_HTTP; wait_port $R_HTTP; wait_port $NG_PORT
+NG_WORKERS=""
+for _ in $(seq 200); do NG_WORKERS=$(pgrep -P $NG_PID | paste -sd, -); [ -n "$NG_WORKERS" ] && break; sleep 0.05; done
+[ -n "$NG_WORKERS" ] || { echo "nginx started no worker" >&2; exit 1; }
 for _ in $(seq 100); do grep -q '"event":"ready"' "$WORK/predictor.log" && break; sleep 0.1; done
 
 RESULTS="$WORK/results.jsonl"
@@ -58,6 +100,7 @@ load() { taskset -c $CLIENT_CPU "$BIN" load --body-file "$WORK/body.json" --seco
 for c in 1 8 64; do
   load --label "mlp direct" --url http://127.0.0.1:$P_HTTP/v2/models/mlp/infer --concurrency $c --pids $P_PID
   load --label "mlp router" --url http://127.0.0.1:$R_HTTP/v2/models/mlp/infer --concurrency $c --pids $R_PID
+  load --label "mlp nginx" --url http://127.0.0.1:$NG_PORT/v2/models/mlp/infer --concurrency $c --pids $NG_PID,$NG_WORKERS
 done
 
 python3 - "$RESULTS" <<'PY'
@@ -69,7 +112,7 @@ for r in rows:
     print(f'| {r["label"]} | {r["concurrency"]} | {r["p50_us"]} | {r["p99_us"]} | {r["rps"]:.0f} | {r["cpu_us_per_request"]} | {r["failed"]} |')
 by = {(r["label"], r["concurrency"]): r["rps"] for r in rows}
 for c in (1, 8, 64):
-    d, t = by.get(("mlp direct", c)), by.get(("mlp router", c))
-    if d and t:
-        print(f"\nc={c}: throughput through the router / direct = {t / d:.2f}")
+    d, t, n = by.get(("mlp direct", c)), by.get(("mlp router", c)), by.get(("mlp nginx", c))
+    if d and t and n:
+        print(f"\nc={c}: throughput / direct: router {t / d:.2f}, nginx {n / d:.2f}")
 PY

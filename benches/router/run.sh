@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Router overhead benchmark (issue 3): direct vs through kiln-router vs through nginx, with a
-# trivial upstream, HTTP/1.1 keep-alive and gRPC, concurrency 1, 8 and 64; router CPU time per
+# trivial upstream, HTTP/1.1 keep-alive and gRPC (nginx: proxy_pass and grpc_pass),
+# concurrency 1, 8 and 64, plus concurrency 1 with everything on one CPU; router CPU time per
 # request; peak RSS with 10,000 requests held in the activator queue.
 #
 # Usage: benches/router/run.sh [measured-seconds-per-run]      (from anywhere)
@@ -25,7 +26,7 @@ if [ -z "${NGINX_BIN:-}" ]; then
   NGINX_BIN=$(command -v nginx)
 fi
 
-UP_HTTP=21101 UP_GRPC=21102 R_HTTP=21110 R_GRPC=21111 NG_PORT=21120 HOLD_HTTP=21130
+UP_HTTP=21101 UP_GRPC=21102 R_HTTP=21110 R_GRPC=21111 NG_PORT=21120 NG_GRPC=21121 HOLD_HTTP=21130
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
@@ -78,6 +79,12 @@ http {
       proxy_set_header Connection "";
     }
   }
+  upstream upgrpc { server 127.0.0.1:$UP_GRPC; keepalive 128; keepalive_requests 100000000; }
+  server {
+    listen 127.0.0.1:$NG_GRPC http2;
+    http2_max_requests 100000000;
+    location / { grpc_pass grpc://upgrpc; }
+  }
 }
 CONF
 
@@ -85,7 +92,7 @@ taskset -c $LOAD_CPU "$BIN" upstream --http-port $UP_HTTP --grpc-port $UP_GRPC &
 taskset -c $ROUTER_CPU "$BIN" router --routes "$WORK/routes.yaml" --address 127.0.0.1 \
   --http-port $R_HTTP --grpc-port $R_GRPC & R_PID=$!; PIDS+=($R_PID)
 taskset -c $ROUTER_CPU "$NGINX_BIN" -e stderr -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" & NG_PID=$!; PIDS+=($NG_PID)
-wait_port $UP_HTTP; wait_port $UP_GRPC; wait_port $R_HTTP; wait_port $R_GRPC; wait_port $NG_PORT
+wait_port $UP_HTTP; wait_port $UP_GRPC; wait_port $R_HTTP; wait_port $R_GRPC; wait_port $NG_PORT; wait_port $NG_GRPC
 # nginx listens before it forks its worker: wait for the worker, whose CPU counts too.
 NG_WORKERS=""
 for _ in $(seq 200); do NG_WORKERS=$(pgrep -P $NG_PID | paste -sd, -); [ -n "$NG_WORKERS" ] && break; sleep 0.05; done
@@ -98,9 +105,19 @@ for c in 1 8 64; do
   load load --label "http router" --url http://127.0.0.1:$R_HTTP/v2/models/echo/infer --concurrency $c --pids $R_PID
   load load --label "http nginx" --url http://127.0.0.1:$NG_PORT/v2/models/echo/infer --concurrency $c --pids $NG_PID,$NG_WORKERS
 done
+# Concurrency 1 again with the router and nginx moved onto the load generator's CPU: without
+# the two cross-CPU wake-ups of the pinned layout (which dominate c=1 on these VMs), the
+# difference to direct is the hop's own latency.
+move_proxies() { for p in $R_PID $NG_PID ${NG_WORKERS//,/ }; do taskset -apc "$1" "$p" >/dev/null; done; }
+move_proxies $LOAD_CPU
+load load --label "http direct, one CPU" --url http://127.0.0.1:$UP_HTTP/v2/models/echo/infer --concurrency 1 --pids $UP_PID
+load load --label "http router, one CPU" --url http://127.0.0.1:$R_HTTP/v2/models/echo/infer --concurrency 1 --pids $R_PID
+load load --label "http nginx, one CPU" --url http://127.0.0.1:$NG_PORT/v2/models/echo/infer --concurrency 1 --pids $NG_PID,$NG_WORKERS
+move_proxies $ROUTER_CPU
 for c in 1 8 64; do
   load load-grpc --label "grpc direct" --url 127.0.0.1:$UP_GRPC --model echo-grpc --concurrency $c --pids $UP_PID
   load load-grpc --label "grpc router" --url 127.0.0.1:$R_GRPC --model echo-grpc --concurrency $c --pids $R_PID
+  load load-grpc --label "grpc nginx" --url 127.0.0.1:$NG_GRPC --model echo-grpc --concurrency $c --pids $NG_PID,$NG_WORKERS
 done
 
 # Peak RSS with 10,000 requests held in the activator queue (a fresh router per client kind,

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use crate::answer::Answer;
 use crate::app::App;
 use crate::error::RequestError;
-use crate::h1::framing::{BodyCursor, Framing};
+use crate::h1::framing::{BodyCursor, Framing, MalformedChunks};
 use crate::h1::io::{Client, write_all};
 use crate::h1::request::{Forward, answer_bytes};
 use crate::h1::response::{self, ClientSide, Parsed, ResponseHead};
@@ -53,6 +53,8 @@ enum SendFailure {
 
 /// Where the request body stands.
 struct Body {
+    /// Follows the body from its first byte; it is fed when the body goes out, since more
+    /// of it may arrive while the request waits.
     cursor: BodyCursor,
     /// Bytes of the body in the client buffer, when they are the whole body (then a failed
     /// send can be repeated).
@@ -60,18 +62,21 @@ struct Body {
 }
 
 impl Body {
-    /// Looks at the body bytes already received.
+    /// Looks at the body bytes received with the head.
     fn new(framing: Framing, received: &[u8], limit: u64) -> Result<Self, RequestError> {
-        let mut cursor = BodyCursor::new(framing);
-        let used = cursor
-            .take(received)
-            .map_err(|e| RequestError::BadRequest(format!("reading the request body: {e}")))?;
-        if cursor.chunked_data_bytes() > limit {
+        let cursor = BodyCursor::new(framing);
+        let mut look = cursor.clone();
+        let used = look.take(received).map_err(malformed_body)?;
+        if look.chunked_data_bytes() > limit {
             return Err(RequestError::TooLarge(limit));
         }
-        let buffered = cursor.is_done().then_some(used);
+        let buffered = look.is_done().then_some(used);
         Ok(Self { cursor, buffered })
     }
+}
+
+fn malformed_body(error: MalformedChunks) -> RequestError {
+    RequestError::BadRequest(format!("reading the request body: {error}"))
 }
 
 /// Forwards the request whose head was just read, and answers the client.
@@ -239,8 +244,16 @@ async fn send_on(
             }
         }
         None => {
-            let prefix = client.buf.take_filled();
-            stream_body(up, client, app, body, head, &prefix)
+            // Whatever arrived so far, including what came while the request waited: the
+            // part that belongs to the body goes out with the head, the rest (a pipelined
+            // request, after a body that ended meanwhile) stays for later.
+            let received = client.buf.take_filled();
+            let used = body
+                .cursor
+                .take(&received)
+                .map_err(|e| SendFailure::Failed(Failure::Answer(malformed_body(e))))?;
+            client.buf.unread(&received[used..]);
+            stream_body(up, client, app, body, head, &received[..used])
                 .await
                 .map_err(SendFailure::Failed)?;
         }
@@ -289,9 +302,9 @@ async fn send_on(
     }
 }
 
-/// Sends the request head, the part of the body received with it (`prefix`) and the rest
-/// of the body as it comes from the client (the first piece in the same write as the head),
-/// with the body read timeout and size limit.
+/// Sends the request head, the part of the body already received (`prefix`, taken by the
+/// cursor) and the rest of the body as it comes from the client (the first piece in the
+/// same write as the head), with the body read timeout and size limit.
 async fn stream_body(
     up: &mut UpstreamConn,
     client: &mut Client,
@@ -301,6 +314,9 @@ async fn stream_body(
     prefix: &[u8],
 ) -> Result<(), Failure> {
     let cursor = &mut body.cursor;
+    if cursor.chunked_data_bytes() > app.max_body {
+        return Err(Failure::Answer(RequestError::TooLarge(app.max_body)));
+    }
     let mut unsent = [head, prefix];
     while !cursor.is_done() {
         let read = tokio::time::timeout(
@@ -314,11 +330,9 @@ async fn stream_body(
             Ok(Ok(0)) | Ok(Err(_)) => return Err(Failure::Abort),
             Ok(Ok(n)) => n,
         };
-        let used = cursor.take(up.buf.filled()).map_err(|e| {
-            Failure::Answer(RequestError::BadRequest(format!(
-                "reading the request body: {e}"
-            )))
-        })?;
+        let used = cursor
+            .take(up.buf.filled())
+            .map_err(|e| Failure::Answer(malformed_body(e)))?;
         if cursor.chunked_data_bytes() > app.max_body {
             return Err(Failure::Answer(RequestError::TooLarge(app.max_body)));
         }
@@ -332,6 +346,12 @@ async fn stream_body(
                 "writing the request body: {e}"
             ))));
         }
+    }
+    // The body ended within what had already arrived.
+    if let Err(e) = write_all(&mut up.stream, unsent).await {
+        return Err(Failure::Answer(RequestError::Upstream(format!(
+            "writing the request: {e}"
+        ))));
     }
     Ok(())
 }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use kiln_api::load::RevisionKey;
 use kiln_router::{RevisionSpec, Router, RouterBuilder, RunningRouter, ServiceSpec};
 use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -1003,4 +1004,38 @@ async fn forwarded_answers_without_a_date_get_one() {
     let reply = client.get("GET", "/v2/models/mlp/ready").await;
     assert_ok(&reply, "/v2/models/mlp/ready");
     assert!(reply.head.header("date").is_some(), "{:?}", reply.head);
+}
+
+#[tokio::test]
+async fn a_body_that_arrives_while_its_request_waits_reaches_the_upstream_whole() {
+    let upstream = RawUpstream::start(echo).await;
+    let router = Router::builder().build().expect("build the router");
+    let table = router.table();
+    table
+        .upsert_service(ServiceSpec::new("mlp").revision(RevisionSpec::new("mlp-1", 100)))
+        .expect("add the service");
+    let router = router.start().await.expect("start the router");
+    let body = pattern(3000);
+    let mut client = Client::connect(router.http_addr()).await;
+    // No endpoint yet: the request waits in the activator while its body keeps coming, more
+    // of it than the connection's small buffer holds.
+    let head = format!(
+        "POST /v2/models/mlp/infer HTTP/1.1\r\nhost: router\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    client.send(head).await;
+    client.send(&body[..500]).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    client.send(&body[500..]).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    table
+        .set_endpoints(&RevisionKey::new("default", "mlp-1"), vec![upstream.addr])
+        .expect("publish the endpoint");
+    assert_ok(&client.response("POST").await, &body);
+    assert_eq!(upstream.only_request().body, body);
+    // The connection goes on with the next request.
+    assert_ok(
+        &client.get("GET", "/v2/models/mlp/ready").await,
+        "/v2/models/mlp/ready",
+    );
 }

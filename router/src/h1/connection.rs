@@ -48,7 +48,10 @@ pub(crate) async fn serve(
             }
             Decision::Malformed(message) => {
                 let answer = Answer::json(StatusCode::BAD_REQUEST, json_error(&message));
-                let _ = client.stream.write_all(&answer_bytes(&answer, true)).await;
+                let _ = client
+                    .stream
+                    .write_all(&answer_bytes(&answer, true, false))
+                    .await;
                 After::Close
             }
             Decision::Answer {
@@ -61,7 +64,8 @@ pub(crate) async fn serve(
                 }
                 let after = skip_request(&mut client, message);
                 let close = after == After::Close;
-                match client.stream.write_all(&answer_bytes(&answer, close)).await {
+                let bytes = answer_bytes(&answer, close, message.is_head);
+                match client.stream.write_all(&bytes).await {
                     Ok(()) => after,
                     Err(_) => After::Close,
                 }
@@ -151,5 +155,8 @@ async fn next_request(
 /// Answers `status` with `{"error": message}` before closing.
 async fn refuse(client: &mut Client, status: StatusCode, message: &str) {
     let answer = Answer::json(status, json_error(message));
-    let _ = client.stream.write_all(&answer_bytes(&answer, true)).await;
+    let _ = client
+        .stream
+        .write_all(&answer_bytes(&answer, true, false))
+        .await;
 }

@@ -86,7 +86,6 @@ pub(crate) async fn forward(client: &mut Client, app: &App, request: Forward) ->
         count,
         timeout,
         upstream_head,
-        is_head,
     } = request;
     client.buf.consume(message.head_len);
     let revision = count.revision().clone();
@@ -96,7 +95,7 @@ pub(crate) async fn forward(client: &mut Client, app: &App, request: Forward) ->
     let outcome = match body {
         Ok(mut body) => {
             let side = ClientSide {
-                is_head,
+                is_head: message.is_head,
                 keep_alive: message.keep_alive,
                 revision: revision.header_value.as_bytes(),
             };
@@ -124,7 +123,8 @@ pub(crate) async fn forward(client: &mut Client, app: &App, request: Forward) ->
                 }
                 _ => After::Close,
             };
-            let bytes = answer_bytes(&Answer::error(&error), after == After::Close);
+            let close = after == After::Close;
+            let bytes = answer_bytes(&Answer::error(&error), close, message.is_head);
             if client.stream.write_all(&bytes).await.is_err() {
                 return After::Close;
             }

@@ -23,6 +23,8 @@ pub(crate) struct MalformedChunks;
 enum State {
     /// Hex digits of a chunk size.
     Size,
+    /// Spaces or tabs after the size, before a `;` extension.
+    SizeSpace,
     /// A chunk extension, up to the end of the size line.
     Extension,
     /// The LF ending a size line.
@@ -92,6 +94,9 @@ impl ChunkedScanner {
             }
             let byte = bytes[i];
             i += 1;
+            // RFC 9112 §7.1: size and data lines end with CRLF, and only `;` (after optional
+            // whitespace) may follow a size. Anything looser is refused rather than passed
+            // on to an upstream that might read the framing differently.
             self.state = match (self.state, byte) {
                 (State::Size, b) if b.is_ascii_hexdigit() => {
                     let digit = (b as char).to_digit(16).unwrap_or(0);
@@ -102,14 +107,16 @@ impl ChunkedScanner {
                     self.size = self.size * 16 + u64::from(digit);
                     State::Size
                 }
-                (State::Size, b';' | b' ' | b'\t') if self.digits > 0 => State::Extension,
+                (State::Size, b' ' | b'\t') if self.digits > 0 => State::SizeSpace,
+                (State::Size, b';') if self.digits > 0 => State::Extension,
                 (State::Size, b'\r') if self.digits > 0 => State::SizeLf,
-                (State::Size, b'\n') if self.digits > 0 => self.size_line_ended(),
+                (State::SizeSpace, b' ' | b'\t') => State::SizeSpace,
+                (State::SizeSpace, b';') => State::Extension,
                 (State::Extension, b'\r') => State::SizeLf,
-                (State::Extension, b'\n') | (State::SizeLf, b'\n') => self.size_line_ended(),
-                (State::Extension, _) => State::Extension,
+                (State::Extension, b) if b != b'\n' => State::Extension,
+                (State::SizeLf, b'\n') => self.size_line_ended(),
                 (State::DataCr, b'\r') => State::DataLf,
-                (State::DataCr, b'\n') | (State::DataLf, b'\n') => {
+                (State::DataLf, b'\n') => {
                     self.digits = 0;
                     State::Size
                 }
@@ -257,5 +264,14 @@ mod tests {
         assert_eq!(scan_all(&[b"\r\n"]).0, Err(MalformedChunks));
         assert_eq!(scan_all(&[b"3\r\nabcX"]).0, Err(MalformedChunks));
         assert_eq!(scan_all(&[b"ffffffffffffffff\r\n"]).0, Err(MalformedChunks));
+        // Bare LF line ends and anything but an extension after the size.
+        assert_eq!(scan_all(&[b"5\nhello\r\n"]).0, Err(MalformedChunks));
+        assert_eq!(scan_all(&[b"5\r\nhello\n0\r\n"]).0, Err(MalformedChunks));
+        assert_eq!(scan_all(&[b"5 junk\r\nhello\r\n"]).0, Err(MalformedChunks));
+        assert_eq!(scan_all(&[b"5;ext\nhello\r\n"]).0, Err(MalformedChunks));
+        // Whitespace before an extension is allowed.
+        let (consumed, scanner) = scan_all(&[b"5 \t;name=value\r\nhello\r\n0\r\n\r\n"]);
+        assert_eq!(consumed, Ok(28));
+        assert!(scanner.is_done());
     }
 }

@@ -24,6 +24,8 @@ pub(crate) struct Message {
     pub(crate) framing: Framing,
     /// Whether the client keeps the connection open after the answer.
     pub(crate) keep_alive: bool,
+    /// Whether the method is HEAD (the answer has no body whatever its headers say).
+    pub(crate) is_head: bool,
 }
 
 /// A request going to a revision.
@@ -36,8 +38,6 @@ pub(crate) struct Forward {
     pub(crate) timeout: Duration,
     /// The head to send upstream: the client's, without hop-by-hop fields.
     pub(crate) upstream_head: Vec<u8>,
-    /// Whether the method is HEAD (the answer has no body whatever its headers say).
-    pub(crate) is_head: bool,
 }
 
 /// What to do with a request head.
@@ -65,7 +65,6 @@ pub(crate) enum Decision {
 
 /// The framing of a request body, from its `Transfer-Encoding` and `Content-Length` fields.
 fn request_framing(headers: &HeaderList<'_, '_>) -> Result<Framing, String> {
-    let mut framing = Framing::Empty;
     let mut chunked = false;
     for value in headers.values("transfer-encoding") {
         let last = value.rsplit(|&b| b == b',').next().unwrap_or_default();
@@ -74,26 +73,13 @@ fn request_framing(headers: &HeaderList<'_, '_>) -> Result<Framing, String> {
             return Err("unsupported transfer-encoding (only chunked is accepted)".into());
         }
     }
-    let mut length: Option<u64> = None;
-    for value in headers.values("content-length") {
-        let parsed = std::str::from_utf8(value)
-            .ok()
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .ok_or("invalid content-length")?;
-        if length.is_some_and(|l| l != parsed) {
-            return Err("conflicting content-length fields".into());
-        }
-        length = Some(parsed);
-    }
-    if chunked {
-        if length.is_some() {
-            return Err("both content-length and transfer-encoding".into());
-        }
-        framing = Framing::Chunked;
-    } else if let Some(length) = length.filter(|&l| l > 0) {
-        framing = Framing::Length(length);
-    }
-    Ok(framing)
+    let length = headers.content_length()?;
+    Ok(match (chunked, length) {
+        (true, Some(_)) => return Err("both content-length and transfer-encoding".into()),
+        (true, None) => Framing::Chunked,
+        (false, Some(length)) if length > 0 => Framing::Length(length),
+        (false, _) => Framing::Empty,
+    })
 }
 
 /// Reads the head at the start of `bytes` and decides what happens to the request.
@@ -123,11 +109,13 @@ pub(crate) fn decide(app: &App, bytes: &[u8]) -> Decision {
         Ok(framing) => framing,
         Err(message) => return Decision::Malformed(message),
     };
-    let connection = headers.get("connection").unwrap_or_default();
+    let connection = headers.joined("connection");
+    let is_head = method == "HEAD";
     let message = Message {
         head_len,
         framing,
-        keep_alive: !has_token(connection, b"close"),
+        keep_alive: !has_token(&connection, b"close"),
+        is_head,
     };
     let answer = |answer: Answer, count: Option<InRevision>| Decision::Answer {
         answer,
@@ -153,15 +141,13 @@ pub(crate) fn decide(app: &App, bytes: &[u8]) -> Decision {
         && length > app.max_body
     {
         let error = RequestError::TooLarge(app.max_body);
-        count.status(error.status());
         return answer(Answer::error(&error), Some(count));
     }
     Decision::Forward(Forward {
         message,
         count,
         timeout,
-        upstream_head: upstream_head(method, target, &headers, connection, head_len),
-        is_head: method == "HEAD",
+        upstream_head: upstream_head(method, target, &headers, &connection, head_len),
     })
 }
 
@@ -191,8 +177,9 @@ fn upstream_head(
     out
 }
 
-/// The bytes of an answer of the router's own, closing the connection after it or not.
-pub(crate) fn answer_bytes(answer: &Answer, close: bool) -> Vec<u8> {
+/// The bytes of an answer of the router's own, closing the connection after it or not; to a
+/// HEAD request, the head alone.
+pub(crate) fn answer_bytes(answer: &Answer, close: bool, is_head: bool) -> Vec<u8> {
     let status = answer.status;
     let mut out = Vec::with_capacity(160 + answer.body.len());
     out.extend_from_slice(b"HTTP/1.1 ");
@@ -212,6 +199,8 @@ pub(crate) fn answer_bytes(answer: &Answer, close: bool) -> Vec<u8> {
         out.extend_from_slice(b"connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(&answer.body);
+    if !is_head {
+        out.extend_from_slice(&answer.body);
+    }
     out
 }

@@ -75,11 +75,11 @@ pub(crate) fn parse(bytes: &[u8], client: &ClientSide<'_>) -> Parsed {
         Ok(framing) => framing,
         Err(message) => return Parsed::Malformed(message),
     };
-    let connection = headers.get("connection").unwrap_or_default();
+    let connection = headers.joined("connection");
     let keeps_open = if version == 1 {
-        !has_token(connection, b"close")
+        !has_token(&connection, b"close")
     } else {
-        has_token(connection, b"keep-alive")
+        has_token(&connection, b"keep-alive")
     };
     let close_client = !client.keep_alive || framing == Framing::UntilClose;
     Parsed::Head(ResponseHead {
@@ -91,7 +91,7 @@ pub(crate) fn parse(bytes: &[u8], client: &ClientSide<'_>) -> Parsed {
             &parsed,
             &headers,
             framing,
-            connection,
+            &connection,
             client.revision,
             close_client,
         ),
@@ -114,17 +114,9 @@ fn response_framing(
             Framing::UntilClose
         });
     }
-    let mut length: Option<u64> = None;
-    for value in headers.values("content-length") {
-        let parsed = std::str::from_utf8(value)
-            .ok()
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .ok_or("invalid content-length in the response")?;
-        if length.is_some_and(|l| l != parsed) {
-            return Err("conflicting content-length fields in the response".into());
-        }
-        length = Some(parsed);
-    }
+    let length = headers
+        .content_length()
+        .map_err(|e| format!("{e} in the response"))?;
     Ok(match length {
         Some(0) => Framing::Empty,
         Some(n) => Framing::Length(n),

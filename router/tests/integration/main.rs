@@ -6,6 +6,7 @@ mod balancing;
 mod cli;
 mod common;
 mod grpc;
+mod http1_edge;
 mod http1_wire;
 mod routes_file;
 mod routing;

@@ -5,6 +5,7 @@
 # request; peak RSS with 10,000 requests held in the activator queue.
 #
 # Usage: benches/router/run.sh [measured-seconds-per-run]      (from anywhere)
+#        REPEAT=5 benches/router/run.sh 3    (five rounds of the HTTP/1.1 rows, then medians)
 # Pinning: router / nginx alone on CPU $ROUTER_CPU (default 0); load generator and upstream on
 # CPU $LOAD_CPU (default 1).
 # Overrides: BIN=path/to/overhead (skips the build), NGINX_BIN=path/to/nginx.
@@ -12,6 +13,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 SECS=${1:-5}
+REPEAT=${REPEAT:-1}   # rounds of the HTTP/1.1 rows, alternating router and nginx (medians printed)
 ROUTER_CPU=${ROUTER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 if [ -z "${BIN:-}" ]; then
@@ -100,11 +102,11 @@ for _ in $(seq 200); do NG_WORKERS=$(pgrep -P $NG_PID | paste -sd, -); [ -n "$NG
 
 RESULTS="$WORK/results.jsonl"
 load() { taskset -c $LOAD_CPU "$BIN" "$@" --seconds "$SECS" | tee -a "$RESULTS"; }
-for c in 1 8 64; do
+for _ in $(seq "$REPEAT"); do for c in 1 8 64; do
   load load --label "http direct" --url http://127.0.0.1:$UP_HTTP/v2/models/echo/infer --concurrency $c --pids $UP_PID
   load load --label "http router" --url http://127.0.0.1:$R_HTTP/v2/models/echo/infer --concurrency $c --pids $R_PID
   load load --label "http nginx" --url http://127.0.0.1:$NG_PORT/v2/models/echo/infer --concurrency $c --pids $NG_PID,$NG_WORKERS
-done
+done; done
 # Concurrency 1 again with the router and nginx moved onto the load generator's CPU: without
 # the two cross-CPU wake-ups of the pinned layout (which dominate c=1 on these VMs), the
 # difference to direct is the hop's own latency.
@@ -148,6 +150,21 @@ for r in rows:
     if r["label"] == "hold":
         continue
     print(f'| {r["label"]} | {r["concurrency"]} | {r["p50_us"]} | {r["p99_us"]} | {r["rps"]:.0f} | {r["cpu_us_per_request"]} | {r["failed"]} |')
+import statistics
+runs = {}
+for r in rows:
+    if r["label"] != "hold":
+        runs.setdefault((r["label"], r["concurrency"]), []).append(r)
+if any(len(v) > 1 for v in runs.values()):
+    print("\nMedians over rounds (CPU per request, us), router / nginx:")
+    for c in (1, 8, 64):
+        router = runs.get(("http router", c), [])
+        nginx = runs.get(("http nginx", c), [])
+        if router and nginx:
+            ratios = [a["cpu_us_per_request"] / b["cpu_us_per_request"] for a, b in zip(router, nginx)]
+            med = lambda rs: statistics.median(x["cpu_us_per_request"] for x in rs)
+            print(f"  c={c}: {med(router):.2f} / {med(nginx):.2f}, ratio median {statistics.median(ratios):.3f}"
+                  f" (min {min(ratios):.3f}, max {max(ratios):.3f}, {len(ratios)} rounds)")
 for h in [r for r in rows if r["label"] == "hold"]:
     print(f'\nRSS ({h["clients"]} clients): idle {h["idle_rss_kib"]/1024:.1f} MiB; peak with {h["held"]:.0f} held requests {h["held_peak_rss_kib"]/1024:.1f} MiB')
 PY

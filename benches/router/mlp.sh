@@ -19,26 +19,14 @@ CLIENT_CPU=${CLIENT_CPU:-0}
 ROUTER_CPU=${ROUTER_CPU:-$CLIENT_CPU}
 KILN_BIN=${KILN_BIN:-target/release/kiln}
 MLP_DIR=${MLP_DIR:-.kiln-cache/fixtures/mlp}
-if [ -z "${BIN:-}" ]; then
-  export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-router}
-  cargo build --release -q -p kiln-router --example overhead
-  BIN=$CARGO_TARGET_DIR/release/examples/overhead
-fi
-if [ -z "${NGINX_BIN:-}" ]; then
-  if ! command -v nginx >/dev/null; then
-    apt-get install -y nginx >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y nginx >/dev/null; }
-  fi
-  NGINX_BIN=$(command -v nginx)
-fi
+source "$ROOT/benches/router/lib.sh"
+overhead_bin
+nginx_bin
 [ -x "$KILN_BIN" ] || { echo "no kiln binary at $KILN_BIN (cargo build --release -p kiln)" >&2; exit 1; }
 [ -f "$MLP_DIR/model.onnx" ] || { echo "no MLP fixture in $MLP_DIR" >&2; exit 1; }
 
 P_HTTP=21401 P_GRPC=21402 R_HTTP=21410 R_GRPC=21411 NG_PORT=21420
 WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
 
 python3 -c '
 import json
@@ -54,45 +42,13 @@ services:
         endpoints: ["127.0.0.1:$P_HTTP"]
 YAML
 
-mkdir -p "$WORK/nginx/logs"
-cat > "$WORK/nginx/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log stderr warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 100000000;
-  keepalive_timeout 300s;
-  client_body_buffer_size 64k;
-  client_body_temp_path $WORK/nginx/body;
-  proxy_temp_path $WORK/nginx/proxy;
-  fastcgi_temp_path $WORK/nginx/fastcgi;
-  uwsgi_temp_path $WORK/nginx/uwsgi;
-  scgi_temp_path $WORK/nginx/scgi;
-  upstream up { server 127.0.0.1:$P_HTTP; keepalive 128; keepalive_requests 100000000; }
-  server {
-    listen 127.0.0.1:$NG_PORT;
-    location / {
-      proxy_pass http://up;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }
-  }
-}
-CONF
-
 taskset -c $MODEL_CPU "$KILN_BIN" predictor --model-name mlp --storage-uri "$MLP_DIR" --bind 127.0.0.1 \
   --http-port $P_HTTP --grpc-port $P_GRPC --threads 1 --model-cache-dir "$WORK/cache" \
   > "$WORK/predictor.log" 2>&1 & P_PID=$!; PIDS+=($P_PID)
 taskset -c $ROUTER_CPU "$BIN" router --routes "$WORK/routes.yaml" --address 127.0.0.1 \
   --http-port $R_HTTP --grpc-port $R_GRPC & R_PID=$!; PIDS+=($R_PID)
-taskset -c $ROUTER_CPU "$NGINX_BIN" -e stderr -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" & NG_PID=$!; PIDS+=($NG_PID)
+nginx_start $ROUTER_CPU "$(nginx_proxy $NG_PORT $P_HTTP)"
 wait_port $P_HTTP; wait_port $R_HTTP; wait_port $NG_PORT
-NG_WORKERS=""
-for _ in $(seq 200); do NG_WORKERS=$(pgrep -P $NG_PID | paste -sd, -); [ -n "$NG_WORKERS" ] && break; sleep 0.05; done
-[ -n "$NG_WORKERS" ] || { echo "nginx started no worker" >&2; exit 1; }
 for _ in $(seq 100); do grep -q '"event":"ready"' "$WORK/predictor.log" && break; sleep 0.1; done
 
 RESULTS="$WORK/results.jsonl"

@@ -16,24 +16,12 @@ SECS=${1:-5}
 REPEAT=${REPEAT:-1}   # rounds of the HTTP/1.1 rows, alternating router and nginx (medians printed)
 ROUTER_CPU=${ROUTER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
-if [ -z "${BIN:-}" ]; then
-  export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-router}
-  cargo build --release -q -p kiln-router --example overhead
-  BIN=$CARGO_TARGET_DIR/release/examples/overhead
-fi
-if [ -z "${NGINX_BIN:-}" ]; then
-  if ! command -v nginx >/dev/null; then
-    apt-get install -y nginx >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y nginx >/dev/null; }
-  fi
-  NGINX_BIN=$(command -v nginx)
-fi
+source "$ROOT/benches/router/lib.sh"
+overhead_bin
+nginx_bin
 
 UP_HTTP=21101 UP_GRPC=21102 R_HTTP=21110 R_GRPC=21111 NG_PORT=21120 NG_GRPC=21121 HOLD_HTTP=21130
 WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
 
 cat > "$WORK/routes.yaml" <<YAML
 services:
@@ -56,49 +44,11 @@ services:
         percent: 100
         endpoints: []
 YAML
-mkdir -p "$WORK/nginx/logs"
-cat > "$WORK/nginx/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log stderr warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 100000000;
-  keepalive_timeout 300s;
-  client_body_temp_path $WORK/nginx/body;
-  proxy_temp_path $WORK/nginx/proxy;
-  fastcgi_temp_path $WORK/nginx/fastcgi;
-  uwsgi_temp_path $WORK/nginx/uwsgi;
-  scgi_temp_path $WORK/nginx/scgi;
-  upstream up { server 127.0.0.1:$UP_HTTP; keepalive 128; keepalive_requests 100000000; }
-  server {
-    listen 127.0.0.1:$NG_PORT;
-    location / {
-      proxy_pass http://up;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }
-  }
-  upstream upgrpc { server 127.0.0.1:$UP_GRPC; keepalive 128; keepalive_requests 100000000; }
-  server {
-    listen 127.0.0.1:$NG_GRPC http2;
-    http2_max_requests 100000000;
-    location / { grpc_pass grpc://upgrpc; }
-  }
-}
-CONF
-
 taskset -c $LOAD_CPU "$BIN" upstream --http-port $UP_HTTP --grpc-port $UP_GRPC & UP_PID=$!; PIDS+=($UP_PID)
 taskset -c $ROUTER_CPU "$BIN" router --routes "$WORK/routes.yaml" --address 127.0.0.1 \
   --http-port $R_HTTP --grpc-port $R_GRPC & R_PID=$!; PIDS+=($R_PID)
-taskset -c $ROUTER_CPU "$NGINX_BIN" -e stderr -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" & NG_PID=$!; PIDS+=($NG_PID)
+nginx_start $ROUTER_CPU "$(nginx_proxy $NG_PORT $UP_HTTP; nginx_grpc $NG_GRPC $UP_GRPC)"
 wait_port $UP_HTTP; wait_port $UP_GRPC; wait_port $R_HTTP; wait_port $R_GRPC; wait_port $NG_PORT; wait_port $NG_GRPC
-# nginx listens before it forks its worker: wait for the worker, whose CPU counts too.
-NG_WORKERS=""
-for _ in $(seq 200); do NG_WORKERS=$(pgrep -P $NG_PID | paste -sd, -); [ -n "$NG_WORKERS" ] && break; sleep 0.05; done
-[ -n "$NG_WORKERS" ] || { echo "nginx started no worker" >&2; exit 1; }
 
 RESULTS="$WORK/results.jsonl"
 load() { taskset -c $LOAD_CPU "$BIN" "$@" --seconds "$SECS" | tee -a "$RESULTS"; }

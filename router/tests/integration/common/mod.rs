@@ -20,6 +20,8 @@ use kiln_api::load::{Activation, LoadSample, LoadSink, RevisionKey};
 use parking_lot::Mutex;
 use tokio::net::TcpListener;
 
+pub mod wire;
+
 /// What an upstream saw.
 #[derive(Default)]
 pub struct Seen {

@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, watch};
 use crate::answer::Answer;
 use crate::app::{App, PIN_REVISION_HEADER, PIN_TAG_HEADER, RouteHints, model_in_path};
 use crate::body::{ReqBody, RespBody};
+use crate::coalesce::Coalesce;
 use crate::error::RequestError;
 use crate::grpc;
 use crate::h1;
@@ -242,7 +243,7 @@ async fn serve_connection(
     };
     // Boxed: hyper's connection states are large, and most connections never need them.
     let outcome = if http2 {
-        let io = TokioIo::new(stream);
+        let io = TokioIo::new(Coalesce::new(stream));
         Box::pin(watcher.watch(builders.http2.serve_connection(io, service))).await
     } else {
         match h1::serve(stream, app, stop).await {

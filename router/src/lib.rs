@@ -33,6 +33,7 @@ mod balance;
 mod body;
 mod builder;
 pub mod cli;
+mod coalesce;
 mod error;
 pub mod grpc;
 mod h1;

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Router overhead with the MLP predictor as upstream (issue 3): `kiln predictor` serving the
 # fixture MLP (ONNX, one inference thread, no batching) alone on $MODEL_CPU (default 1); the
-# load generator on $CLIENT_CPU (default 0) and the router on $ROUTER_CPU (default: the
-# client's, so on a two-CPU machine the router's CPU is taken from the client's core). REST
-# JSON, one row of 784 floats, concurrency 1, 8 and 64: direct, through the router, and
-# through nginx (Debian package, keep-alive proxy, pinned like the router) as the reference
-# for what any proxy hop costs in the same layout.
+# load generator on $CLIENT_CPU (default 0) and the router on $ROUTER_CPU (default: 2 on a
+# machine with three CPUs or more, else the client's, so on two CPUs the router's CPU is
+# taken from the client's core). REST JSON, one row of 784 floats, concurrency 1, 8 and 64:
+# direct, through the router, and through nginx (Debian package, keep-alive proxy, pinned
+# like the router) as the reference for what any proxy hop costs in the same layout.
 #
 # Usage: benches/router/mlp.sh [measured-seconds-per-run]
 # Needs a built `kiln` (KILN_BIN, default target/release/kiln) and the fixture
@@ -16,7 +16,8 @@ cd "$ROOT"
 SECS=${1:-5}
 MODEL_CPU=${MODEL_CPU:-1}
 CLIENT_CPU=${CLIENT_CPU:-0}
-ROUTER_CPU=${ROUTER_CPU:-$CLIENT_CPU}
+# A CPU of the router's own where there is one to spare; on two CPUs, the client's.
+if [ "$(nproc)" -ge 3 ]; then ROUTER_CPU=${ROUTER_CPU:-2}; else ROUTER_CPU=${ROUTER_CPU:-$CLIENT_CPU}; fi
 KILN_BIN=${KILN_BIN:-target/release/kiln}
 MLP_DIR=${MLP_DIR:-.kiln-cache/fixtures/mlp}
 source "$ROOT/benches/router/lib.sh"

@@ -307,13 +307,13 @@ async fn drain_stderr(
     let mut lines = LossyLines::new(stderr);
     let mut last = None;
     while let Ok(Some(line)) = lines.next_line().await {
-        if let Some(out) = file.as_mut()
-            && out
-                .write_all(format!("[{pid}] {line}\n").as_bytes())
-                .await
-                .is_err()
-        {
-            file = None;
+        // Flushed line by line: tokio's file writes finish in the background otherwise, and
+        // whoever reads the log (a `kiln logs`, a test) should find every line the ring has.
+        if let Some(out) = file.as_mut() {
+            let line = format!("[{pid}] {line}\n");
+            if out.write_all(line.as_bytes()).await.is_err() || out.flush().await.is_err() {
+                file = None;
+            }
         }
         ring.push(format!("[{pid}] {line}"));
         if !line.trim().is_empty() {

@@ -105,6 +105,12 @@ pub(crate) fn decide(app: &App, bytes: &[u8]) -> Decision {
     if handover {
         return Decision::Handover;
     }
+    // RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host.
+    match headers.values("host").count() {
+        1 => {}
+        0 => return Decision::Malformed("missing Host header".into()),
+        _ => return Decision::Malformed("more than one Host header".into()),
+    }
     let framing = match request_framing(&headers) {
         Ok(framing) => framing,
         Err(message) => return Decision::Malformed(message),

@@ -211,3 +211,20 @@ async fn a_declared_body_over_the_limit_is_counted_once() {
         .unwrap_or_else(|| panic!("no {series} in\n{metrics}"));
     assert_eq!(line, format!("{series} 1"), "one request, one response");
 }
+
+#[tokio::test]
+async fn requests_without_exactly_one_host_get_400() {
+    let upstream = RawUpstream::start(echo).await;
+    let router = router_to(&upstream).await;
+    for head in [
+        "GET /v2/models/mlp/ready HTTP/1.1\r\n\r\n",
+        "GET /v2/models/mlp/ready HTTP/1.1\r\nhost: a\r\nhost: b\r\n\r\n",
+    ] {
+        let mut client = Client::connect(router.http_addr()).await;
+        client.send(head).await;
+        let reply = client.response("GET").await;
+        assert_eq!(reply.status(), 400, "{head:?}: {:?}", reply.head);
+        assert!(reply.json()["error"].is_string(), "{}", reply.text());
+    }
+    assert!(upstream.requests().is_empty(), "nothing was forwarded");
+}

@@ -1,5 +1,6 @@
-//! The client's socket with its read buffer, noticing a client that goes away, and writing
-//! two byte ranges in one system call.
+//! The client's socket with its read buffer (and noticing a client that goes away), writing
+//! several byte ranges in one system call, and handing a connection to another server with
+//! the bytes already read.
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;

@@ -16,19 +16,13 @@ use tokio::time::Instant;
 
 use crate::body::{BodyError, ReqBody, RespBody};
 use crate::error::RequestError;
-use crate::revision::Lease;
+use crate::revision::{CONNECT_ATTEMPTS, Lease, MAX_IDLE_CONNECTIONS};
 use crate::stats::InRevision;
 
 /// The response header naming the revision that answered.
 pub const REVISION_HEADER: &str = "x-kiln-revision";
 
 const REVISION: HeaderName = HeaderName::from_static(REVISION_HEADER);
-
-/// Most idle HTTP/1.1 connections kept per endpoint.
-const MAX_IDLE: usize = 1024;
-
-/// Attempts per request when endpoints refuse connections.
-const MAX_ATTEMPTS: usize = 3;
 
 /// Which upstream protocol to speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,7 +109,7 @@ impl Pool {
 
     fn check_in(&self, sender: http1::SendRequest<ReqBody>) {
         let mut idle = self.idle.lock();
-        if idle.len() < MAX_IDLE {
+        if idle.len() < MAX_IDLE_CONNECTIONS {
             idle.push(sender);
         }
     }
@@ -201,10 +195,9 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// Gives the request's URI and header values their own memory before it waits in the
-/// activator. As parsed, they are slices of the connection's read buffer and keep that
-/// whole buffer (8 KiB) alive; the HTTP/1.1 server then allocates another one to keep reading
-/// while the request waits. With 10,000 held requests that is 80 MiB of buffers holding a few
-/// hundred bytes each.
+/// activator. As hyper parses them (h2c, and HTTP/1.1 connections `h1` handed over), they
+/// are slices of the connection's read buffer and keep that whole buffer (8 KiB) alive while
+/// the server allocates another one to keep reading.
 fn detach_head(req: &mut Request<ReqBody>) {
     if let Ok(uri) = Uri::try_from(req.uri().to_string()) {
         *req.uri_mut() = uri;
@@ -285,7 +278,7 @@ pub(crate) async fn forward(
     let deadline = Instant::now() + timeout;
     let attempt = async {
         let mut last = String::new();
-        for _ in 0..MAX_ATTEMPTS {
+        for _ in 0..CONNECT_ATTEMPTS {
             let lease = match revision.acquire_now() {
                 Some(lease) => lease,
                 None => {
@@ -309,8 +302,7 @@ pub(crate) async fn forward(
                 Ok((response, connection)) => return Ok((response, lease, connection)),
                 Err(SendError::Connect(error, back)) => {
                     tracing::debug!(%error, "connect error, trying another endpoint");
-                    let shared = &revision.shared;
-                    endpoint.back_off(shared.now_ms() + shared.backoff.as_millis() as u64);
+                    endpoint.back_off(&revision.shared);
                     req = *back;
                     last = error;
                 }

@@ -17,6 +17,12 @@ use crate::metrics::Metrics;
 use crate::proxy::Pool;
 use crate::stats::RevisionStats;
 
+/// Attempts per request when endpoints refuse connections, on both forwarding paths.
+pub(crate) const CONNECT_ATTEMPTS: usize = 3;
+
+/// Most idle connections kept per endpoint, in each of its pools.
+pub(crate) const MAX_IDLE_CONNECTIONS: usize = 1024;
+
 /// What all revisions of one router share.
 pub(crate) struct Shared {
     /// Random source for weights and power of two choices.
@@ -91,8 +97,10 @@ impl Endpoint {
         self.backoff_until() <= now_ms
     }
 
-    /// Skips it for new requests until `until_ms` while healthy endpoints exist.
-    pub(crate) fn back_off(&self, until_ms: u64) {
+    /// After a connect error: skips it for new requests for the router's back-off, while
+    /// healthy endpoints exist.
+    pub(crate) fn back_off(&self, shared: &Shared) {
+        let until_ms = shared.now_ms() + shared.backoff.as_millis() as u64;
         self.backoff_until.store(until_ms, Ordering::Relaxed);
     }
 

@@ -47,11 +47,7 @@ pub(crate) async fn serve(
                 return Ended::Handover(Rewind::new(buffered, client.stream));
             }
             Decision::Malformed(message) => {
-                let answer = Answer::json(StatusCode::BAD_REQUEST, json_error(&message));
-                let _ = client
-                    .stream
-                    .write_all(&answer_bytes(&answer, true, false))
-                    .await;
+                refuse(&mut client, StatusCode::BAD_REQUEST, &message).await;
                 After::Close
             }
             Decision::Answer {

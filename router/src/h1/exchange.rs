@@ -17,10 +17,7 @@ use crate::h1::io::{Client, write_all};
 use crate::h1::request::{Forward, answer_bytes};
 use crate::h1::response::{self, ClientSide, Parsed, ResponseHead};
 use crate::h1::upstream::{MAX_BUFFER_BYTES, UpstreamConn};
-use crate::revision::{Lease, Revision};
-
-/// Attempts per request when endpoints refuse connections.
-const MAX_ATTEMPTS: usize = 3;
+use crate::revision::{CONNECT_ATTEMPTS, Lease, Revision};
 
 /// Largest response head accepted from an upstream.
 const MAX_RESPONSE_HEAD_BYTES: usize = 64 * 1024;
@@ -174,7 +171,7 @@ async fn send(
     side: &ClientSide<'_>,
 ) -> Result<(Lease, UpstreamConn, ResponseHead), Failure> {
     let mut last_error = String::new();
-    for _ in 0..MAX_ATTEMPTS {
+    for _ in 0..CONNECT_ATTEMPTS {
         let lease = lease(revision, client).await?;
         let endpoint = lease.endpoint().clone();
         let mut up = match endpoint.h1.take() {
@@ -184,8 +181,7 @@ async fn send(
                 Err(error) => {
                     last_error = format!("connect to {}: {error}", endpoint.addr());
                     tracing::debug!(%last_error, "connect error, trying another endpoint");
-                    let shared = &revision.shared;
-                    endpoint.back_off(shared.now_ms() + shared.backoff.as_millis() as u64);
+                    endpoint.back_off(&revision.shared);
                     continue;
                 }
             },

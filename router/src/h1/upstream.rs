@@ -10,9 +10,7 @@ use parking_lot::Mutex;
 use tokio::net::TcpStream;
 
 use crate::h1::buffer::ReadBuf;
-
-/// Most idle connections kept per endpoint.
-const MAX_IDLE: usize = 1024;
+use crate::revision::MAX_IDLE_CONNECTIONS;
 
 /// The starting size of an upstream connection's read buffer, which is also the copy buffer
 /// for request bodies on their way there. Reads that fill it grow it up to
@@ -82,7 +80,7 @@ impl UpstreamPool {
         debug_assert!(conn.buf.is_empty());
         conn.reused = true;
         let mut idle = self.idle.lock();
-        if idle.len() < MAX_IDLE {
+        if idle.len() < MAX_IDLE_CONNECTIONS {
             idle.push(conn);
         }
     }

@@ -40,7 +40,7 @@ fn main() -> std::process::ExitCode {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();
     if matches!(cli.command, Command::Predictor(_)) {
-        builder.on_thread_park(kiln_predictor::wake_on_park::runtime_park_hook());
+        kiln_predictor::one_cpu::configure_runtime(&mut builder);
     }
     let runtime = match builder.build() {
         Ok(rt) => rt,

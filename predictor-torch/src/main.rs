@@ -21,15 +21,13 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     kiln_predictor::logging::init();
     let runtimes = Runtimes::default().with(TorchRuntime);
-    let result = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .on_thread_park(kiln_predictor::wake_on_park::runtime_park_hook())
-        .build()
-        .map_err(anyhow::Error::from)
-        .and_then(|rt| {
-            rt.block_on(kiln_predictor::run(cli.args, runtimes))
-                .map_err(anyhow::Error::from)
-        });
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    kiln_predictor::one_cpu::configure_runtime(&mut builder);
+    let result = builder.build().map_err(anyhow::Error::from).and_then(|rt| {
+        rt.block_on(kiln_predictor::run(cli.args, runtimes))
+            .map_err(anyhow::Error::from)
+    });
     match result {
         Ok(Outcome::Stopped) => std::process::ExitCode::SUCCESS,
         Ok(Outcome::HandOff(ModelFormat::Onnx)) => {

@@ -19,6 +19,7 @@ use crate::error::ServeError;
 use crate::job_queue::JobQueue;
 use crate::metrics::Metrics;
 use crate::model::{InferError, Model};
+use crate::one_cpu;
 
 /// How requests are joined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,6 +207,7 @@ fn run(
                 .observe(started.duration_since(job.enqueued).as_secs_f64());
         }
         run_batch(&mut *model, batch, metrics, &replies);
+        one_cpu::hand_over_when_running_low(|| queue.queued_jobs());
     }
 }
 

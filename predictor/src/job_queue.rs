@@ -201,6 +201,11 @@ impl<J> JobQueue<J> {
         false
     }
 
+    /// Jobs queued now.
+    pub(crate) fn queued_jobs(&self) -> usize {
+        self.lock().jobs.len()
+    }
+
     /// Sleeps until `rows` more rows are queued, a sender sees that nobody else is on the way,
     /// the queue closes, or `until`. Returns at once when that already holds
     /// (`nobody_on_the_way` is asked under the lock, so a sender cannot slip in between).

@@ -27,6 +27,7 @@ pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod native;
+pub mod one_cpu;
 pub mod parent;
 mod pbtxt;
 pub mod runtime;
@@ -35,7 +36,7 @@ pub mod signature;
 pub mod state;
 mod triton_config;
 pub mod validate;
-pub mod wake_on_park;
+mod wake_on_park;
 
 pub use config::PredictorArgs;
 pub use server::{Outcome, StartError, run, run_until};

@@ -4,8 +4,8 @@
 //! When a front end queues a request and wakes the model thread at once, on a predictor with
 //! few cores that thread preempts the runtime thread in the middle of reading the other
 //! requests that have already arrived: the batch holds one row, and every request costs two
-//! context switches. With [`runtime_park_hook`] installed (`on_thread_park` of the Tokio
-//! runtime that serves the predictor), an idle model thread is woken when a runtime thread is
+//! context switches. With [`park_hook`] installed (`on_thread_park` of the Tokio runtime that
+//! serves the predictor, by [`crate::one_cpu::configure_runtime`]), an idle model thread is woken when a runtime thread is
 //! about to park, i.e. once everything that had arrived has been read and queued. Queues
 //! still wake it at once when a full batch waits, or when the oldest queued request has
 //! waited [`DEFER_LIMIT`], so a runtime that never parks cannot starve the model.
@@ -23,9 +23,8 @@ use std::time::Duration;
 
 /// Longest a queued request waits for a runtime thread to park before the queue wakes the
 /// model thread itself.
-pub const DEFER_LIMIT: Duration = Duration::from_micros(200);
+pub(crate) const DEFER_LIMIT: Duration = Duration::from_micros(200);
 
-static ENABLED: AtomicBool = AtomicBool::new(false);
 static PENDING: AtomicBool = AtomicBool::new(false);
 static QUEUES: Mutex<Vec<Weak<dyn Deferred>>> = Mutex::new(Vec::new());
 
@@ -35,21 +34,17 @@ pub(crate) trait Deferred: Send + Sync {
     fn flush(&self);
 }
 
-/// The hook for `tokio::runtime::Builder::on_thread_park`; installing it turns deferred
-/// wake-ups on for the queues created afterwards, when this process has one CPU.
-pub fn runtime_park_hook() -> impl Fn() + Send + Sync + 'static {
-    let one_cpu = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
-    ENABLED.store(one_cpu, Ordering::SeqCst);
-    || {
-        if PENDING.swap(false, Ordering::AcqRel) {
-            flush_all();
-        }
+/// The hook for `tokio::runtime::Builder::on_thread_park`, installed by
+/// [`crate::one_cpu::configure_runtime`]: gives the wake-ups held back.
+pub(crate) fn park_hook() {
+    if PENDING.swap(false, Ordering::AcqRel) {
+        flush_all();
     }
 }
 
-/// Whether a park hook is installed and this process has one CPU.
+/// Whether wake-ups are held back: the process has one CPU and the hook is installed.
 pub(crate) fn enabled() -> bool {
-    ENABLED.load(Ordering::SeqCst)
+    crate::one_cpu::enabled()
 }
 
 /// Registers a queue for the hook's flushes.

@@ -6,6 +6,7 @@ mod predictor_batching;
 mod predictor_clients;
 mod predictor_errors;
 mod predictor_grpc;
+mod predictor_one_cpu;
 mod predictor_parent;
 mod predictor_rest;
 mod predictor_s3;

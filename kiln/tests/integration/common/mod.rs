@@ -60,7 +60,7 @@ impl Predictor {
     }
 
     /// Like [`start`], pinned to one CPU (`taskset -c 0`), as in a one-core pod: the model
-    /// thread's wake-ups then wait for the runtime to park (kiln_predictor::wake_on_park).
+    /// runtime and the model thread then take turns (kiln_predictor::one_cpu).
     pub fn start_on_one_cpu(args: &[&str]) -> Predictor {
         let mut command = Command::new("taskset");
         command.args(["-c", "0", env!("CARGO_BIN_EXE_kiln")]);

@@ -90,8 +90,9 @@ fn skip_request(client: &mut Client, message: Message) -> After {
 }
 
 /// Reads until a whole request head is in the buffer and decides on it. `None`: the client
-/// closed, stalled in the middle of a head (answered 408), sent a head too large (431), or
-/// the router is stopping and the connection is idle.
+/// closed, stalled in the middle of a head (answered 408), sent a head too large (431), sent
+/// nothing for the header read timeout (closed quietly), or the router is stopping and the
+/// connection is idle.
 async fn next_request(
     client: &mut Client,
     app: &App,
@@ -109,8 +110,14 @@ async fn next_request(
             if *stop.borrow() {
                 return None;
             }
+            // An idle keep-alive connection is closed after the same time, as hyper's server
+            // does: idle connections must not pile up for ever.
+            let read = client.buf.read_from(&mut client.stream, MAX_HEAD_BYTES);
             tokio::select! {
-                read = client.buf.read_from(&mut client.stream, MAX_HEAD_BYTES) => read,
+                read = tokio::time::timeout(app.header_read_timeout, read) => match read {
+                    Ok(read) => read,
+                    Err(_) => return None,
+                },
                 _ = stop.wait_for(|stopping| *stopping) => return None,
             }
         } else {

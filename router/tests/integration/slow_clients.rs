@@ -5,6 +5,7 @@ use crate::common;
 use std::time::Duration;
 
 use common::Upstream;
+use common::wire::{Client, RawUpstream, echo, router_with};
 use kiln_router::{RevisionSpec, Router, ServiceSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -58,5 +59,28 @@ async fn stalled_headers_and_bodies_are_cut_off() {
     assert!(
         text.contains(r#"{"error":"request body not received in time"}"#),
         "{text}"
+    );
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_after_the_header_read_timeout() {
+    let upstream = RawUpstream::start(echo).await;
+    let timeout = Duration::from_millis(300);
+    let router = router_with(
+        Router::builder().header_read_timeout(timeout),
+        upstream.addr,
+    )
+    .await;
+    let mut client = Client::connect(router.http_addr()).await;
+    // Requests closer together than the timeout keep the connection.
+    for _ in 0..3 {
+        let reply = client.get("GET", "/v2/models/mlp/ready").await;
+        assert_eq!(reply.status(), 200, "{:?}", reply.head);
+        tokio::time::sleep(timeout / 3).await;
+    }
+    tokio::time::sleep(timeout * 2).await;
+    assert!(
+        client.closed().await,
+        "an idle connection outlived the timeout"
     );
 }

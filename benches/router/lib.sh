@@ -81,6 +81,7 @@ $2
 CONF
   taskset -c "$1" "$NGINX_BIN" -e stderr -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" & NG_PID=$!; PIDS+=($NG_PID)
   NG_WORKERS=""
-  for _ in $(seq 200); do NG_WORKERS=$(pgrep -P $NG_PID | paste -sd, -); [ -n "$NG_WORKERS" ] && break; sleep 0.05; done
+  # pgrep finds nothing (status 1) until nginx has forked its worker.
+  for _ in $(seq 200); do NG_WORKERS=$(pgrep -P $NG_PID | paste -sd, - || true); [ -n "$NG_WORKERS" ] && break; sleep 0.05; done
   [ -n "$NG_WORKERS" ] || { echo "nginx started no worker" >&2; exit 1; }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kiln_api::load::{Activation, LoadSample, LoadSink, RevisionKey};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -203,14 +203,11 @@ impl Router {
     /// Binds the listeners and starts serving and sampling.
     pub async fn start(self) -> Result<RunningRouter, RouterError> {
         let b = self.builder;
-        let bind = |addr: SocketAddr| async move {
-            TcpListener::bind(addr)
-                .await
-                .map_err(|source| RouterError::Bind { addr, source })
-        };
-        let http_listener = bind(b.http_addr).await?;
+        let bind =
+            |addr: SocketAddr| listen(addr).map_err(|source| RouterError::Bind { addr, source });
+        let http_listener = bind(b.http_addr)?;
         let grpc_listener = match b.grpc_addr {
-            Some(addr) => Some(bind(addr).await?),
+            Some(addr) => Some(bind(addr)?),
             None => None,
         };
         let local = |l: &TcpListener, addr| {
@@ -296,4 +293,21 @@ impl RunningRouter {
         }
         self.sampler.abort();
     }
+}
+
+/// Connections the kernel completes and queues for each listener before the router accepts
+/// them (capped by `net.core.somaxconn`). A cold start brings a burst of new connections that
+/// the activator holds; with the usual 128 the rest of the burst had its handshakes dropped and
+/// retried a second later.
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }

@@ -8,6 +8,7 @@ mod common;
 mod grpc;
 mod http1_edge;
 mod http1_wire;
+mod listener;
 mod routes_file;
 mod routing;
 mod slow_clients;

@@ -54,7 +54,7 @@ pub(crate) fn hand_over_when_running_low(queued_jobs: impl FnOnce() -> usize) {
 
 /// Puts the calling thread under `SCHED_BATCH` (its niceness stays). A thread that cannot (a
 /// platform without it) keeps the default policy: slower on one CPU, not wrong.
-pub fn run_as_batch() {
+fn run_as_batch() {
     let no_priority = SchedulerParams { priority: 0 };
     if let Err(e) = sched::set_scheduler(Pid::current_thread(), Scheduler::SCHED_BATCH, no_priority)
     {

@@ -5,10 +5,11 @@
 //! few cores that thread preempts the runtime thread in the middle of reading the other
 //! requests that have already arrived: the batch holds one row, and every request costs two
 //! context switches. With [`park_hook`] installed (`on_thread_park` of the Tokio runtime that
-//! serves the predictor, by [`crate::one_cpu::configure_runtime`]), an idle model thread is woken when a runtime thread is
-//! about to park, i.e. once everything that had arrived has been read and queued. Queues
-//! still wake it at once when a full batch waits, or when the oldest queued request has
-//! waited [`DEFER_LIMIT`], so a runtime that never parks cannot starve the model.
+//! serves the predictor, by [`crate::one_cpu::configure_runtime`]), an idle model thread is
+//! woken when a runtime thread is about to park, i.e. once everything that had arrived has
+//! been read and queued. Queues still wake it at once when a full batch waits, or when the
+//! oldest queued request has waited [`DEFER_LIMIT`], so a runtime that never parks cannot
+//! starve the model.
 //!
 //! This holds only where the process has one CPU (affinity or cgroup quota, as in a
 //! predictor pod that asks for one core), where the model thread can only run by taking the

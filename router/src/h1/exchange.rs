@@ -2,7 +2,8 @@
 //! endpoint (waiting in the activator if none is free), a pooled upstream connection, the
 //! request out and the response back with their framing unchanged. A connection refused
 //! goes to another endpoint; a reused connection that the upstream had closed is replaced
-//! by a fresh one when the request can be sent again (its body is still in the buffer).
+//! by a fresh one when the request can be sent again (its body is still in the buffer) and
+//! the upstream cannot have read it (its system refused or reset it unread).
 
 use std::sync::Arc;
 
@@ -41,8 +42,8 @@ enum Failure {
 
 /// Why sending on one upstream connection failed.
 enum SendFailure {
-    /// A reused connection was found closed before any answer, and the request can be sent
-    /// again.
+    /// A reused connection turned out to be closed by the upstream, which refused or
+    /// discarded the request unread, and the request can be sent again.
     Stale,
     /// Anything else.
     Failed(Failure),
@@ -191,7 +192,8 @@ async fn send(
             Err(SendFailure::Failed(failure)) => return Err(failure),
             Err(SendFailure::Stale) => {}
         }
-        // The pooled connection had been closed by the upstream: once more on a new one.
+        // The pooled connection had been closed by the upstream, the request unread: once more
+        // on a new one.
         let mut fresh = UpstreamConn::connect(endpoint.addr()).await.map_err(|e| {
             Failure::Answer(RequestError::Upstream(format!(
                 "connect to {}: {e}",
@@ -219,8 +221,11 @@ async fn send_on(
     body: &mut Body,
     side: &ClientSide<'_>,
 ) -> Result<ResponseHead, SendFailure> {
-    // A failure before any answer byte on a reused connection with a replayable request is
-    // the upstream having closed it while idle.
+    // On a reused connection with a replayable request, a failed write or a reset before any
+    // answer byte is the upstream having closed the connection while idle: its system
+    // refused or discarded the request unread. A clean end of stream instead may follow a
+    // request the model has read (an upstream that crashed mid-inference), so that one is
+    // not sent again (502), as the issue asks of anything that may have reached the model.
     let may_be_stale = up.reused && body.buffered.is_some();
     let stale_or = |failure: Failure| {
         if may_be_stale {
@@ -278,9 +283,11 @@ async fn send_on(
         };
         match read {
             Ok(0) if nothing_yet => {
-                return Err(stale_or(Failure::Answer(RequestError::Upstream(
-                    "the upstream closed the connection before answering".into(),
-                ))));
+                return Err(SendFailure::Failed(Failure::Answer(
+                    RequestError::Upstream(
+                        "the upstream closed the connection before answering".into(),
+                    ),
+                )));
             }
             Ok(0) => {
                 return Err(SendFailure::Failed(Failure::Answer(
@@ -290,7 +297,7 @@ async fn send_on(
                 )));
             }
             Ok(_) => {}
-            Err(e) if nothing_yet => {
+            Err(e) if nothing_yet && e.kind() == std::io::ErrorKind::ConnectionReset => {
                 return Err(stale_or(upstream_error("reading the answer", e)));
             }
             Err(e) => return Err(SendFailure::Failed(upstream_error("reading the answer", e))),

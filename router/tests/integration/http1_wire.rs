@@ -73,6 +73,62 @@ async fn upstream_closing_an_idle_pooled_connection_does_not_fail_the_next_reque
     assert_eq!(upstream.connections(), 2);
 }
 
+/// The upstream holds a pooled connection without reading it, then closes it: the request the
+/// router wrote there was discarded unread (a reset), so it goes out again on a new connection
+/// and the model sees it once.
+#[tokio::test]
+async fn a_request_the_upstream_discarded_unread_goes_out_again_on_a_new_connection() {
+    let upstream =
+        RawUpstream::start(|request| echo(request).close_after(Duration::from_millis(300))).await;
+    let router = router_to(&upstream).await;
+    let mut client = Client::connect(router.http_addr()).await;
+    assert_ok(
+        &client.get("GET", "/v2/models/mlp/1").await,
+        "/v2/models/mlp/1",
+    );
+    client
+        .send("POST /v2/models/mlp/2 HTTP/1.1\r\nhost: router\r\ncontent-length: 5\r\n\r\nagain")
+        .await;
+    assert_ok(&client.response("POST").await, "again");
+    assert_eq!(upstream.connections(), 2);
+    let bodies: Vec<Vec<u8>> = upstream.requests().into_iter().map(|r| r.body).collect();
+    assert_eq!(bodies, [b"".to_vec(), b"again".to_vec()]);
+}
+
+/// The upstream reads a request on a pooled connection and closes it without answering, as a
+/// model server that crashes mid-inference does: the request may have reached the model, so it
+/// is not sent again; the client gets 502.
+#[tokio::test]
+async fn a_request_the_upstream_read_and_dropped_is_not_sent_again() {
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    let upstream = RawUpstream::start(move |request| {
+        if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+            Answer::raw(Vec::new()).then_close()
+        } else {
+            echo(request)
+        }
+    })
+    .await;
+    let router = router_to(&upstream).await;
+    let mut client = Client::connect(router.http_addr()).await;
+    assert_ok(
+        &client.get("GET", "/v2/models/mlp/1").await,
+        "/v2/models/mlp/1",
+    );
+    client
+        .send("POST /v2/models/mlp/2 HTTP/1.1\r\nhost: router\r\ncontent-length: 4\r\n\r\nonce")
+        .await;
+    let reply = client.response("POST").await;
+    assert_eq!(reply.status(), 502, "{:?} {}", reply.head, reply.text());
+    assert!(reply.json()["error"].is_string(), "{}", reply.text());
+    assert_eq!(
+        upstream.requests().len(),
+        2,
+        "the second request went out once"
+    );
+    assert_eq!(upstream.connections(), 1);
+}
+
 #[tokio::test]
 async fn connection_close_from_the_client_closes_after_the_answer() {
     let upstream = RawUpstream::start(echo).await;

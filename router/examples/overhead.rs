@@ -434,7 +434,12 @@ async fn hold(
             hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream)).await?;
         tokio::spawn(connection);
         let response = sender
-            .send_request(hyper::Request::get(metrics_uri.path()).body(Empty::new())?)
+            .send_request(
+                // HTTP/1.1 requires Host (the router answers 400 without it).
+                hyper::Request::get(metrics_uri.path())
+                    .header(hyper::header::HOST, metrics_addr.to_string())
+                    .body(Empty::new())?,
+            )
             .await?;
         let body = response.into_body().collect().await?.to_bytes();
         let text = String::from_utf8_lossy(&body);

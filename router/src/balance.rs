@@ -109,3 +109,47 @@ pub(crate) fn pick<'a>(
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn endpoints(n: u16) -> Vec<Arc<Endpoint>> {
+        (0..n)
+            .map(|i| Arc::new(Endpoint::new(([127, 0, 0, 1], 9000 + i).into())))
+            .collect()
+    }
+
+    #[test]
+    fn power_of_two_choices_avoids_the_busiest_endpoint_and_balances_the_rest() {
+        let all = endpoints(3);
+        for _ in 0..100 {
+            assert!(all[2].try_take(0));
+        }
+        let rng = Rng::seeded(7);
+        for _ in 0..100 {
+            pick(&all, 0, &rng, || 0).expect("an endpoint");
+        }
+        let (a, b, busy) = (
+            all[0].outstanding(),
+            all[1].outstanding(),
+            all[2].outstanding(),
+        );
+        assert_eq!(busy, 100, "two samples always include a less busy endpoint");
+        assert_eq!(a + b, 100);
+        assert!(a.abs_diff(b) <= 2, "{a} / {b}");
+    }
+
+    #[test]
+    fn container_concurrency_fills_every_endpoint_then_refuses() {
+        let all = endpoints(2);
+        let rng = Rng::seeded(7);
+        for _ in 0..4 {
+            pick(&all, 2, &rng, || 0).expect("a free slot");
+        }
+        assert_eq!((all[0].outstanding(), all[1].outstanding()), (2, 2));
+        assert!(pick(&all, 2, &rng, || 0).is_none(), "no slot left");
+    }
+}

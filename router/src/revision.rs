@@ -60,7 +60,7 @@ pub(crate) struct Endpoint {
 }
 
 impl Endpoint {
-    fn new(addr: SocketAddr) -> Self {
+    pub(crate) fn new(addr: SocketAddr) -> Self {
         Self {
             addr,
             outstanding: AtomicUsize::new(0),

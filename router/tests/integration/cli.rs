@@ -1,10 +1,10 @@
-//! `kiln router`: flags, serving a routes file, draining on SIGTERM.
+//! `kiln router`: flags, the open-file limit, serving a routes file, draining on SIGTERM.
 
 use crate::common;
 
 use clap::Parser;
 use common::{Upstream, client, eventually, get};
-use kiln_router::cli::{RouterArgs, run};
+use kiln_router::cli::{RouterArgs, raise_open_file_limit, run};
 
 #[derive(Parser)]
 struct Kiln {
@@ -18,6 +18,22 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// 10,000 held requests need 10,000 sockets: at start the router lifts its open-file soft
+/// limit to the hard limit.
+#[test]
+fn the_open_file_soft_limit_is_raised_to_the_hard_limit() {
+    use rlimit::Resource;
+    let (_, hard) = Resource::NOFILE.get().unwrap();
+    // One below the hard limit, so that there is something to raise (other tests in this
+    // process keep working with one descriptor fewer).
+    let lowered = hard.min(1 << 20) - 1;
+    Resource::NOFILE.set(lowered, hard).unwrap();
+    let raised = raise_open_file_limit().expect("the limit was raised");
+    let (soft, _) = Resource::NOFILE.get().unwrap();
+    assert_eq!(soft, raised);
+    assert!(soft > lowered, "soft limit {soft}, hard {hard}");
 }
 
 #[test]

@@ -53,7 +53,8 @@ impl<J: Send + 'static> JobQueue<J> {
     /// A queue whose wake-ups wait for the runtime's park (when a park hook is installed)
     /// while fewer than `batch_rows` rows (a full batch) are queued.
     pub(crate) fn new(batch_rows: usize) -> Arc<Self> {
-        if !wake_on_park::enabled() {
+        // Held-back wake-ups need the park hook, installed on one CPU only.
+        if !crate::one_cpu::enabled() {
             return Arc::new(Self::immediate());
         }
         let queue = Arc::new(JobQueue {

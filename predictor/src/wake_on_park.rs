@@ -43,11 +43,6 @@ pub(crate) fn park_hook() {
     }
 }
 
-/// Whether wake-ups are held back: the process has one CPU and the hook is installed.
-pub(crate) fn enabled() -> bool {
-    crate::one_cpu::enabled()
-}
-
 /// Registers a queue for the hook's flushes.
 pub(crate) fn register(queue: Weak<dyn Deferred>) {
     let mut queues = QUEUES.lock().unwrap_or_else(|e| e.into_inner());

@@ -14,8 +14,8 @@ use kiln_api::load::RevisionKey;
 use kiln_router::{RevisionSpec, Router, ServiceSpec};
 
 use crate::common::wire::{
-    Answer, Client, Framing, RawUpstream, assert_ok, echo, find, pattern, router_to, router_with,
-    within,
+    Answer, Client, Framing, RawUpstream, assert_json_error, assert_ok, echo, find, pattern,
+    router_to, router_with, within,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -119,8 +119,7 @@ async fn a_request_the_upstream_read_and_dropped_is_not_sent_again() {
         .send("POST /v2/models/mlp/2 HTTP/1.1\r\nhost: router\r\ncontent-length: 4\r\n\r\nonce")
         .await;
     let reply = client.response("POST").await;
-    assert_eq!(reply.status(), 502, "{:?} {}", reply.head, reply.text());
-    assert!(reply.json()["error"].is_string(), "{}", reply.text());
+    assert_json_error(&reply, 502, "a request the upstream read and dropped");
     assert_eq!(
         upstream.requests().len(),
         2,
@@ -435,8 +434,7 @@ async fn unknown_models_get_a_json_404_and_keep_the_connection() {
     let router = router_to(&upstream).await;
     let mut client = Client::connect(router.http_addr()).await;
     let reply = client.get("GET", "/v2/models/nope/ready").await;
-    assert_eq!(reply.status(), 404, "{:?}", reply.head);
-    assert!(reply.json()["error"].is_string(), "{}", reply.text());
+    assert_json_error(&reply, 404, "an unknown model");
     // An answer of the router's own carries a Date, as an origin server's must.
     assert!(reply.head.header("date").is_some(), "{:?}", reply.head);
     assert_ok(
@@ -479,8 +477,7 @@ async fn declared_bodies_over_the_limit_get_a_json_413() {
         .send("POST /v2/models/mlp/infer HTTP/1.1\r\nhost: router\r\ncontent-length: 4096\r\n\r\n")
         .await;
     let reply = client.response("POST").await;
-    assert_eq!(reply.status(), 413, "{:?}", reply.head);
-    assert!(reply.json()["error"].is_string(), "{}", reply.text());
+    assert_json_error(&reply, 413, "a body over the limit");
     assert!(
         upstream.requests().is_empty(),
         "nothing reached the upstream"
@@ -503,8 +500,7 @@ async fn chunked_bodies_over_the_limit_get_a_json_413() {
     client.send(&chunk).await;
     client.send(&chunk).await;
     let reply = client.response("POST").await;
-    assert_eq!(reply.status(), 413, "{:?}", reply.head);
-    assert!(reply.json()["error"].is_string(), "{}", reply.text());
+    assert_json_error(&reply, 413, "a body over the limit");
 }
 
 #[tokio::test]

@@ -603,6 +603,23 @@ pub fn assert_ok(reply: &Reply, body: impl AsRef<[u8]>) {
     );
 }
 
+/// Asserts an answer of the router's own: `status` with a JSON `{"error": ...}` body.
+#[track_caller]
+pub fn assert_json_error(reply: &Reply, status: u16, what: &str) {
+    assert_eq!(
+        reply.status(),
+        status,
+        "{what}: {:?} {}",
+        reply.head,
+        reply.text()
+    );
+    assert!(
+        reply.json()["error"].is_string(),
+        "{what}: {}",
+        reply.text()
+    );
+}
+
 /// `len` bytes of a pattern that makes shifted or dropped bytes visible.
 pub fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| b'a' + (i % 23) as u8).collect()

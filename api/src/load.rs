@@ -5,7 +5,11 @@
 //! [`Activation::poke`] at once. The autoscaler answers with replica counts through a
 //! [`Scaler`]. Neither side imports the other: both depend only on these types.
 
+use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
+
+use serde::Serialize;
 
 /// Identifies one revision of one service: `{namespace}/{revision}` is unique.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -64,4 +68,53 @@ pub trait Activation: Send + Sync + 'static {
 pub trait Scaler: Send + Sync + 'static {
     /// Asks the backend to run `replicas` replicas of `revision`. Idempotent.
     fn scale(&self, revision: &RevisionKey, replicas: u32);
+}
+
+/// Largest `containerConcurrency` Knative accepts (`container-concurrency-max-limit`): the
+/// manifest validator and the autoscaler's settings both bound it with this.
+pub const CONTAINER_CONCURRENCY_MAX: u32 = 1000;
+
+/// `scaleMetric` (and Knative's `autoscaling.knative.dev/metric`): which field of a
+/// [`LoadSample`] the autoscaler scales on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScaleMetric {
+    /// Average number of requests in the revision (in flight plus held), per replica.
+    #[default]
+    Concurrency,
+    /// Requests per second, per replica.
+    Rps,
+}
+
+impl ScaleMetric {
+    /// The name manifests and annotations use: `concurrency`, `rps`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Concurrency => "concurrency",
+            Self::Rps => "rps",
+        }
+    }
+}
+
+impl fmt::Display for ScaleMetric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A metric name the KPA does not scale on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a scale metric Kiln supports (concurrency or rps)")]
+pub struct UnknownScaleMetric(pub String);
+
+impl FromStr for ScaleMetric {
+    type Err = UnknownScaleMetric;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        match name.trim() {
+            "concurrency" => Ok(Self::Concurrency),
+            "rps" => Ok(Self::Rps),
+            other => Err(UnknownScaleMetric(other.to_owned())),
+        }
+    }
 }

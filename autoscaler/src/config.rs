@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::duration::format_duration;
 use crate::error::ConfigError;
 use crate::parse;
+use kiln_api::duration::format_duration;
 
 /// Shortest stable window, and shortest scale-to-zero grace period (Knative's `WindowMin`).
 pub const WINDOW_MIN: Duration = Duration::from_secs(6);
@@ -16,8 +16,8 @@ pub const WINDOW_MIN: Duration = Duration::from_secs(6);
 pub const WINDOW_MAX: Duration = Duration::from_secs(3600);
 /// Smallest per-replica target (Knative's `TargetMin`).
 pub const TARGET_MIN: f64 = 0.01;
-/// The only pod-autoscaler class this crate implements.
-pub const KPA_CLASS: &str = "kpa.autoscaling.knative.dev";
+/// The only pod-autoscaler class this crate implements (the manifest validator's constant).
+pub use kiln_api::inference_service::validate::KPA_CLASS;
 
 /// Knative's `config-autoscaler`: the defaults every revision starts from.
 ///

@@ -102,7 +102,6 @@
 mod autoscaler;
 pub mod config;
 pub mod delay;
-pub mod duration;
 mod error;
 pub mod kpa;
 mod parse;
@@ -114,7 +113,8 @@ pub mod window;
 pub use autoscaler::{Autoscaler, ScaleDecision};
 pub use config::AutoscalerConfig;
 pub use error::ConfigError;
+pub use kiln_api::load::ScaleMetric;
 pub use kpa::{Decider, Decision};
 pub use revision::{Activity, Outcome, RevisionAutoscaler};
 pub use shared::{Clock, SharedAutoscaler};
-pub use spec::{Metric, PredictorScaling, RevisionScaling, ScalingSpec};
+pub use spec::{PredictorScaling, RevisionScaling, ScalingSpec};

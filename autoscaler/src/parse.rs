@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use crate::duration::parse_duration;
 use crate::error::ConfigError;
+use kiln_api::duration::parse_duration;
 
 pub(crate) fn float(key: &str, text: &str) -> Result<f64, ConfigError> {
     text.trim()
@@ -31,6 +31,6 @@ pub(crate) fn boolean(key: &str, text: &str) -> Result<bool, ConfigError> {
 }
 
 pub(crate) fn duration(key: &str, text: &str) -> Result<Duration, ConfigError> {
-    parse_duration(text)
-        .ok_or_else(|| ConfigError::parse(key, text, "a duration such as 60s, 1m or 500ms"))
+    parse_duration(text.trim())
+        .map_err(|_| ConfigError::parse(key, text, "a duration such as 60s, 1m or 500ms"))
 }

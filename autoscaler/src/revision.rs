@@ -6,7 +6,7 @@ use std::time::Duration;
 use kiln_api::load::LoadSample;
 
 use crate::kpa::{Decider, Decision};
-use crate::spec::{Metric, ScalingSpec};
+use crate::spec::{ScaleMetric, ScalingSpec};
 
 /// Where a revision stands with respect to zero (Knative's PodAutoscaler `Active` condition).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,8 +101,8 @@ impl RevisionAutoscaler {
     /// Records one second of load; the spec's metric picks the value.
     pub fn record(&mut self, sample: &LoadSample) {
         let value = match self.spec().metric {
-            Metric::Concurrency => sample.average_concurrency,
-            Metric::Rps => sample.requests_per_second,
+            ScaleMetric::Concurrency => sample.average_concurrency,
+            ScaleMetric::Rps => sample.requests_per_second,
         };
         self.decider.record(sample.at, value);
     }

@@ -1,8 +1,6 @@
 //! Per-revision settings: Knative's `autoscaling.knative.dev/*` annotations and KServe's
 //! predictor fields on top of [`AutoscalerConfig`], resolved into one [`ScalingSpec`].
 
-use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
 
 use crate::config::{
@@ -14,41 +12,9 @@ use crate::error::ConfigError;
 use crate::parse;
 
 /// The prefix of Knative's autoscaling annotations.
-pub const ANNOTATION_PREFIX: &str = "autoscaling.knative.dev/";
+pub use kiln_api::inference_service::validate::AUTOSCALING_PREFIX as ANNOTATION_PREFIX;
 
-/// Largest container concurrency Knative accepts (`container-concurrency-max-limit`).
-pub const CONTAINER_CONCURRENCY_MAX: u32 = 1000;
-
-/// What the autoscaler scales on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Metric {
-    /// Average number of requests in the revision (in flight plus held), per replica.
-    #[default]
-    Concurrency,
-    /// Requests per second, per replica.
-    Rps,
-}
-
-impl FromStr for Metric {
-    type Err = ();
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim() {
-            "concurrency" => Ok(Self::Concurrency),
-            "rps" => Ok(Self::Rps),
-            _ => Err(()),
-        }
-    }
-}
-
-impl fmt::Display for Metric {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Concurrency => "concurrency",
-            Self::Rps => "rps",
-        })
-    }
-}
+pub use kiln_api::load::{CONTAINER_CONCURRENCY_MAX, ScaleMetric};
 
 /// One revision's own settings; `None` takes the value from [`AutoscalerConfig`].
 ///
@@ -59,7 +25,7 @@ pub struct RevisionScaling {
     /// The revision's `containerConcurrency` (0 or `None`: unlimited); [0, 1000].
     pub container_concurrency: Option<u32>,
     /// `autoscaling.knative.dev/metric`: `concurrency` or `rps`.
-    pub metric: Option<Metric>,
+    pub metric: Option<ScaleMetric>,
     /// `autoscaling.knative.dev/target`: per-replica total (before utilisation); at least 0.01.
     pub target: Option<f64>,
     /// `autoscaling.knative.dev/target-utilization-percentage`; [1, 100].
@@ -125,7 +91,7 @@ impl RevisionScaling {
                     out.target_utilization_percentage = Some(parse::float(key, value)?);
                 }
                 "metric" => {
-                    let metric = value.parse().map_err(|()| {
+                    let metric = value.parse().map_err(|_| {
                         ConfigError::range(key, value, "concurrency or rps (the KPA's metrics)")
                     })?;
                     out.metric = Some(metric);
@@ -178,7 +144,7 @@ impl RevisionScaling {
             self.max_scale = Some(max);
         }
         if let Some(metric) = &predictor.scale_metric {
-            let parsed = metric.parse().map_err(|()| {
+            let parsed = metric.parse().map_err(|_| {
                 ConfigError::range(
                     "scaleMetric",
                     metric,
@@ -223,9 +189,11 @@ impl RevisionScaling {
         }
         let metric = self.metric.unwrap_or_default();
         let mut total = match metric {
-            Metric::Concurrency if container_concurrency > 0 => f64::from(container_concurrency),
-            Metric::Concurrency => config.container_concurrency_target_default,
-            Metric::Rps => config.requests_per_second_target_default,
+            ScaleMetric::Concurrency if container_concurrency > 0 => {
+                f64::from(container_concurrency)
+            }
+            ScaleMetric::Concurrency => config.container_concurrency_target_default,
+            ScaleMetric::Rps => config.requests_per_second_target_default,
         };
         if let Some(target) = self.target {
             if target < TARGET_MIN {
@@ -236,7 +204,7 @@ impl RevisionScaling {
                 ));
             }
             total = target;
-            if metric == Metric::Concurrency && container_concurrency > 0 {
+            if metric == ScaleMetric::Concurrency && container_concurrency > 0 {
                 total = total.min(f64::from(container_concurrency));
             }
         }
@@ -343,7 +311,7 @@ fn panic_window(stable: Duration, percentage: f64) -> Duration {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScalingSpec {
     /// The metric scaled on.
-    pub metric: Metric,
+    pub metric: ScaleMetric,
     /// Per-replica total of the metric (containerConcurrency, target or default).
     pub total: f64,
     /// Per-replica target: `total x utilisation`, at least 0.01.

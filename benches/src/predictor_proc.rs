@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use kiln_api::predictor_event::{PredictorEvent, ReadyFigures};
+
 use crate::BenchError;
 use crate::procfs::{self, Memory};
 
@@ -69,8 +71,8 @@ pub struct PredictorProcess {
     pub http_port: u16,
     /// gRPC port.
     pub grpc_port: u16,
-    /// The `ready` event line.
-    pub ready: serde_json::Value,
+    /// What the `ready` event line reported.
+    pub ready: ReadyFigures,
     log: PathBuf,
     cache: PathBuf,
 }
@@ -101,13 +103,13 @@ impl PredictorProcess {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                    let _ = tx.send(v);
+                if let Some(event) = PredictorEvent::parse_line(&line) {
+                    let _ = tx.send(event);
                 }
             }
         });
         let mut ports = None;
-        let mut process = |child: &mut Child| -> Result<(u16, u16, serde_json::Value), BenchError> {
+        let mut process = |child: &mut Child| -> Result<(u16, u16, ReadyFigures), BenchError> {
             loop {
                 let event = rx.recv_timeout(Duration::from_secs(60)).map_err(|_| {
                     let _ = child.kill();
@@ -118,17 +120,16 @@ impl PredictorProcess {
                         std::fs::read_to_string(&log).unwrap_or_default()
                     ))
                 })?;
-                match event["event"].as_str() {
-                    Some("listening") => {
-                        let port = |k: &str| event[k].as_u64().map(|p| p as u16);
-                        ports = port("http_port").zip(port("grpc_port"));
-                    }
-                    Some("ready") => {
+                match event {
+                    PredictorEvent::Listening {
+                        http_port,
+                        grpc_port,
+                    } => ports = Some((http_port, grpc_port)),
+                    PredictorEvent::Ready(figures) => {
                         let (http, grpc) = ports
                             .ok_or_else(|| BenchError::msg("'ready' came before 'listening'"))?;
-                        return Ok((http, grpc, event));
+                        return Ok((http, grpc, figures));
                     }
-                    _ => {}
                 }
             }
         };

@@ -8,10 +8,32 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::json;
+use kiln_api::error_body::ErrorBody;
+use kiln_api::inference_service::InferenceService;
+use serde::{Deserialize, Serialize};
 
 use crate::controller::{ControlError, Controller};
+
+/// The answer to `GET /v1/inferenceservices`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServiceList {
+    /// The services, with their status.
+    pub items: Vec<InferenceService>,
+}
+
+/// The answer to `GET .../inferenceservices/{name}/logs`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogLines {
+    /// The replicas' recent log lines, oldest first.
+    pub lines: Vec<String>,
+}
+
+/// The answer to `DELETE .../inferenceservices/{name}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Deleted {
+    /// `namespace/name`.
+    pub deleted: String,
+}
 
 #[derive(Clone)]
 struct AdminState {
@@ -51,7 +73,9 @@ async fn authorize(State(state): State<AdminState>, request: Request, next: Next
         if presented != Some(token.as_str()) {
             return (
                 StatusCode::UNAUTHORIZED,
-                Json(json!({"error": "a valid bearer token is required (KILN_TOKEN)"})),
+                Json(ErrorBody::new(
+                    "a valid bearer token is required (KILN_TOKEN)",
+                )),
             )
                 .into_response();
         }
@@ -66,7 +90,7 @@ fn error(e: ControlError) -> Response {
         ControlError::Conflict(_) => StatusCode::CONFLICT,
         ControlError::Store(_) | ControlError::Router(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    (status, Json(json!({"error": e.to_string()}))).into_response()
+    (status, Json(ErrorBody::new(e.to_string()))).into_response()
 }
 
 async fn apply(State(state): State<AdminState>, body: String) -> Response {
@@ -84,7 +108,10 @@ struct ListQuery {
 }
 
 async fn list(State(state): State<AdminState>, Query(q): Query<ListQuery>) -> Response {
-    Json(json!({"items": state.controller.list(q.namespace.as_deref())})).into_response()
+    Json(ServiceList {
+        items: state.controller.list(q.namespace.as_deref()),
+    })
+    .into_response()
 }
 
 async fn get_one(
@@ -102,7 +129,10 @@ async fn delete(
     Path((namespace, name)): Path<(String, String)>,
 ) -> Response {
     match state.controller.delete(&namespace, &name) {
-        Ok(()) => Json(json!({"deleted": format!("{namespace}/{name}")})).into_response(),
+        Ok(()) => Json(Deleted {
+            deleted: format!("{namespace}/{name}"),
+        })
+        .into_response(),
         Err(e) => error(e),
     }
 }
@@ -121,14 +151,18 @@ async fn logs(
         .controller
         .logs(&namespace, &name, q.revision.as_deref())
     {
-        Ok(lines) => Json(json!({"lines": lines})).into_response(),
+        Ok(lines) => Json(LogLines { lines }).into_response(),
         Err(e) => error(e),
     }
 }
 
-#[derive(Deserialize, Default)]
-struct RolloutBody {
-    percent: Option<u32>,
+/// The body of `POST .../rollout/{action}`: `{"percent": P}` for `canary`, nothing (or
+/// `{}`) for `promote` and `rollback`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RolloutRequest {
+    /// The latest revision's share, for `canary`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<u32>,
 }
 
 async fn rollout(
@@ -137,9 +171,9 @@ async fn rollout(
     body: axum::body::Bytes,
 ) -> Response {
     // An empty body (or JSON null) means no parameters.
-    let body: RolloutBody = match serde_json::from_slice::<Option<RolloutBody>>(&body) {
+    let body: RolloutRequest = match serde_json::from_slice::<Option<RolloutRequest>>(&body) {
         Ok(parsed) => parsed.unwrap_or_default(),
-        Err(_) if body.iter().all(u8::is_ascii_whitespace) => RolloutBody::default(),
+        Err(_) if body.iter().all(u8::is_ascii_whitespace) => RolloutRequest::default(),
         Err(e) => return error(ControlError::Invalid(format!("rollout body: {e}"))),
     };
     let c = &state.controller;

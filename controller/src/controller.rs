@@ -55,8 +55,30 @@ pub struct Applied {
     pub name: String,
     /// Its latest revision after the apply.
     pub revision: String,
-    /// `created`, `configured` (same revision, other settings) or `unchanged`.
-    pub action: String,
+    /// What the apply did to it.
+    pub action: ApplyAction,
+}
+
+/// What an apply did to one service, in `kubectl apply`'s words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApplyAction {
+    /// A new service, or a new revision of it (the predictor spec changed).
+    Created,
+    /// The same revision with other settings (scaling, traffic, annotations).
+    Configured,
+    /// Nothing changed.
+    Unchanged,
+}
+
+impl std::fmt::Display for ApplyAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Created => "created",
+            Self::Configured => "configured",
+            Self::Unchanged => "unchanged",
+        })
+    }
 }
 
 /// What an apply did.
@@ -183,9 +205,9 @@ impl Controller {
             let same_revision = record.revisions.last().is_some_and(|r| r.spec_hash == hash);
             let action = if same_revision {
                 if record.object == object {
-                    "unchanged"
+                    ApplyAction::Unchanged
                 } else {
-                    "configured"
+                    ApplyAction::Configured
                 }
             } else {
                 let generation = record.revisions.last().map_or(1, |r| r.generation + 1);
@@ -193,7 +215,7 @@ impl Controller {
                 record.rollout.latest_created = Some(revision.name.clone());
                 record.unschedulable = None;
                 record.revisions.push(revision);
-                "created"
+                ApplyAction::Created
             };
             record.object = object;
             for gone in record.collect_garbage() {
@@ -209,7 +231,7 @@ impl Controller {
                     .last()
                     .map(|r| r.name.clone())
                     .unwrap_or_default(),
-                action: action.to_owned(),
+                action,
             });
         }
         self.inner.persist(&services)?;

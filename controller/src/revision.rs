@@ -1,7 +1,7 @@
 //! Revisions: the immutable, numbered snapshots of a predictor spec, and how one turns into
 //! `kiln predictor` replicas.
 
-use kiln_api::inference_service::{ModelFormat, ServableSpec};
+use kiln_api::inference_service::ServableSpec;
 use kiln_api::load::RevisionKey;
 use serde::{Deserialize, Serialize};
 
@@ -32,17 +32,13 @@ impl RevisionRecord {
     /// The revision `generation` of service `name` for `spec`.
     pub fn new(name: &str, generation: u32, spec: &ServableSpec) -> Self {
         let revision = kiln_api::inference_service::revision_name(name, generation);
-        let format = match spec.model_format {
-            ModelFormat::Onnx => "onnx",
-            ModelFormat::PyTorch => "pytorch",
-        };
         let mut args = vec![
             "--model-name".to_owned(),
             name.to_owned(),
             "--storage-uri".to_owned(),
             spec.storage_uri.clone(),
             "--model-format".to_owned(),
-            format.to_owned(),
+            spec.model_format.to_string(),
         ];
         if spec.gpus > 0 {
             args.extend(["--device".to_owned(), "cuda".to_owned()]);

@@ -45,9 +45,59 @@ impl Store {
             path: dir.to_path_buf(),
             source,
         })?;
-        Ok(Store {
+        let store = Store {
             path: dir.join(file),
-        })
+        };
+        store.remove_stale_temporaries();
+        Ok(store)
+    }
+
+    /// The temporary file a write by process `pid` goes through.
+    fn temporary(&self, pid: u32) -> PathBuf {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        dir.join(format!("{}{pid}.tmp", self.temporary_prefix()))
+    }
+
+    fn temporary_prefix(&self) -> String {
+        let name = self
+            .path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("state");
+        format!(".{name}.")
+    }
+
+    /// Removes what writes cut short by a `kill -9` left behind: temporaries of processes
+    /// that are gone (or of this one, from before it opened the store). A temporary of a
+    /// live process is that process's write in progress and is left alone.
+    fn remove_stale_temporaries(&self) {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let prefix = self.temporary_prefix();
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name();
+            let Some(pid) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix(&prefix))
+                .and_then(|rest| rest.strip_suffix(".tmp"))
+                .and_then(|pid| pid.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let alive = pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists();
+            if !alive {
+                match std::fs::remove_file(entry.path()) {
+                    Ok(()) => {
+                        tracing::info!(file = %entry.path().display(), "removed a write cut short")
+                    }
+                    Err(err) => {
+                        tracing::warn!(file = %entry.path().display(), %err, "cannot remove a stale temporary file")
+                    }
+                }
+            }
+        }
     }
 
     /// The document's path.
@@ -82,14 +132,7 @@ impl Store {
             source,
         };
         let dir = self.path.parent().unwrap_or(Path::new("."));
-        let tmp = dir.join(format!(
-            ".{}.{}.tmp",
-            self.path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("state"),
-            std::process::id()
-        ));
+        let tmp = self.temporary(std::process::id());
         let json = serde_json::to_vec_pretty(value).expect("controller state serializes");
         let mut file = std::fs::File::create(&tmp).map_err(io)?;
         file.write_all(&json).map_err(io)?;
@@ -106,6 +149,33 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn opening_removes_writes_cut_short_but_not_a_live_process_s() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str| dir.path().join(name);
+        // pid 0 is never a process; our parent is alive; our own pid is from before `open`.
+        let parent = std::os::unix::process::parent_id();
+        let me = std::process::id();
+        for name in [
+            ".state.json.0.tmp".to_owned(),
+            format!(".state.json.{me}.tmp"),
+            format!(".state.json.{parent}.tmp"),
+            ".other.json.0.tmp".to_owned(),
+            "state.json.0.tmp".to_owned(),
+        ] {
+            std::fs::write(file(&name), b"{").unwrap();
+        }
+        Store::open(dir.path(), "state.json").unwrap();
+        assert!(!file(".state.json.0.tmp").exists());
+        assert!(!file(&format!(".state.json.{me}.tmp")).exists());
+        assert!(
+            file(&format!(".state.json.{parent}.tmp")).exists(),
+            "a live writer's"
+        );
+        assert!(file(".other.json.0.tmp").exists(), "another store's");
+        assert!(file("state.json.0.tmp").exists(), "not a temporary");
+    }
 
     #[test]
     fn saves_and_loads_and_replaces_atomically() {

@@ -50,7 +50,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     let admin = |result: Result<(), cli::CliError>| match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(()) | Err(cli::CliError::ReaderGone) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("kiln: {e}");
             std::process::ExitCode::from(e.exit_code())

@@ -60,7 +60,7 @@ fn read_config(path: Option<&Path>) -> anyhow::Result<UpConfig> {
     };
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let config: UpConfig = serde_yaml::from_str(&text)
+    let config: UpConfig = serde_saphyr::from_str(&text)
         .with_context(|| format!("{} is not a valid Kiln config", path.display()))?;
     if let Some(autoscaler) = &config.autoscaler {
         autoscaler
@@ -141,17 +141,10 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
             tracing::info!(service = %format!("{}/{}", applied.namespace, applied.name), revision = %applied.revision, action = %applied.action, "applied");
         }
     }
-    wait_for_signal().await;
+    kiln_api::shutdown::shutdown_signal()
+        .await
+        .context("cannot install the SIGTERM handler")?;
     tracing::info!("stopping: draining replicas");
     platform.shutdown().await;
     Ok(())
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }

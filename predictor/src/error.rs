@@ -64,7 +64,7 @@ impl IntoResponse for ServeError {
         let status = self.status();
         (
             status,
-            Json(serde_json::json!({ "error": self.to_string() })),
+            Json(kiln_api::error_body::ErrorBody::new(self.to_string())),
         )
             .into_response()
     }

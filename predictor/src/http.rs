@@ -51,7 +51,7 @@ pub fn router(state: SharedState) -> Router {
 async fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
-        Json(json!({ "error": "no such endpoint" })),
+        Json(kiln_api::error_body::ErrorBody::new("no such endpoint")),
     )
         .into_response()
 }
@@ -167,6 +167,9 @@ async fn infer_v2(
     let started = Instant::now();
     let arrival = state.arriving();
     let result = async {
+        // An unknown model or version is 404 (a loading one 503) whatever the body holds,
+        // as KServe's server answers.
+        state.model(&model, version.as_deref())?;
         let json_len = header_json_len(&headers)?;
         let body = read_body(&state, &headers, body).await?;
         let request = rest::decode_infer_request(&body, json_len)?;
@@ -295,12 +298,9 @@ async fn read_body(
     }
     axum::body::to_bytes(body, limit).await.map_err(|e| {
         let inner = e.into_inner();
-        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&*inner);
-        while let Some(err) = source {
-            if err.is::<http_body_util::LengthLimitError>() {
-                return ServeError::PayloadTooLarge { limit };
-            }
-            source = err.source();
+        if kiln_api::error_chain::find_cause::<http_body_util::LengthLimitError>(&*inner).is_some()
+        {
+            return ServeError::PayloadTooLarge { limit };
         }
         ServeError::BadRequest(format!("cannot read the request body: {inner}"))
     })

@@ -10,36 +10,8 @@
 
 use std::path::{Path, PathBuf};
 
-/// A model file format Kiln can serve.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ModelFormat {
-    /// ONNX, run by ONNX Runtime.
-    Onnx,
-    /// TorchScript, run by libtorch.
-    PyTorch,
-}
-
-impl std::str::FromStr for ModelFormat {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "onnx" => Ok(ModelFormat::Onnx),
-            "pytorch" | "torchscript" => Ok(ModelFormat::PyTorch),
-            other => Err(format!(
-                "unknown model format '{other}' (expected onnx or pytorch)"
-            )),
-        }
-    }
-}
-
-impl std::fmt::Display for ModelFormat {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            ModelFormat::Onnx => "onnx",
-            ModelFormat::PyTorch => "pytorch",
-        })
-    }
-}
+/// A model file format Kiln can serve: the one enum manifests and the controller use.
+pub use kiln_api::ModelFormat;
 
 /// The model file found in a folder, with the files that describe it.
 #[derive(Debug, Clone, PartialEq)]

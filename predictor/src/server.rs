@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use kiln_api::predictor_event::{PredictorEvent, ReadyFigures};
 use kiln_storage::LocalModel;
-use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -106,7 +106,10 @@ pub async fn run_until(
         .map_err(|e| StartError::Serve(e.to_string()))?
         .port();
     tracing::info!(http_port, grpc_port, model = %args.model_name, "listening");
-    events::emit(json!({ "event": "listening", "http_port": http_port, "grpc_port": grpc_port }));
+    events::emit(&PredictorEvent::Listening {
+        http_port,
+        grpc_port,
+    });
 
     let servers = tokio::spawn(serve(
         state.clone(),
@@ -165,12 +168,11 @@ pub async fn run_until(
         load_ms = load.as_millis() as u64,
         "ready"
     );
-    events::emit(json!({
-        "event": "ready",
-        "load_ms": load.as_secs_f64() * 1000.0,
-        "download_ms": download.as_secs_f64() * 1000.0,
-        "downloaded_bytes": local.downloaded_bytes,
-        "cache_hit": local.cache_hit,
+    events::emit(&PredictorEvent::Ready(ReadyFigures {
+        load_ms: load.as_secs_f64() * 1000.0,
+        download_ms: download.as_secs_f64() * 1000.0,
+        downloaded_bytes: local.downloaded_bytes,
+        cache_hit: local.cache_hit,
     }));
 
     servers
@@ -237,11 +239,10 @@ async fn serve(
 }
 
 async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    if let Err(e) = kiln_api::shutdown::shutdown_signal().await {
+        // Without handlers the process can only be killed; serve until then.
+        tracing::error!(error = %e, "cannot install the SIGTERM handler");
+        std::future::pending::<()>().await;
     }
     tracing::info!("stopping: finishing in-flight requests");
 }

@@ -11,8 +11,8 @@ use crate::error::RequestError;
 use crate::stats::InRevision;
 use crate::table::{Pin, Service, Snapshot, TableHandle};
 
-/// Header pinning a revision by name.
-pub const PIN_REVISION_HEADER: &str = "x-kiln-revision";
+/// Header pinning a revision by name: the same header every answer names its revision in.
+pub const PIN_REVISION_HEADER: &str = crate::proxy::REVISION_HEADER;
 /// Header pinning a revision by tag.
 pub const PIN_TAG_HEADER: &str = "x-kiln-tag";
 

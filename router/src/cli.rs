@@ -98,12 +98,7 @@ pub async fn run(args: RouterArgs) -> Result<(), RouterError> {
 }
 
 async fn wait_for_signal() -> Result<(), RouterError> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).map_err(RouterError::Signal)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(RouterError::Signal)?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    Ok(())
+    kiln_api::shutdown::shutdown_signal()
+        .await
+        .map_err(RouterError::Signal)
 }

@@ -117,5 +117,5 @@ impl RequestError {
 
 /// Serialises `{"error": message}`.
 pub(crate) fn json_error(message: &str) -> Bytes {
-    Bytes::from(serde_json::json!({ "error": message }).to_string())
+    Bytes::from(kiln_api::error_body::ErrorBody::json(message))
 }

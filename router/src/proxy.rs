@@ -250,20 +250,14 @@ fn prepare(req: &mut Request<ReqBody>, upstream: Upstream, addr: SocketAddr) {
 }
 
 fn classify(error: &hyper::Error) -> RequestError {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = source {
-        if let Some(body) = e.downcast_ref::<BodyError>() {
-            return match body {
-                BodyError::TooLarge(limit) => RequestError::TooLarge(*limit),
-                BodyError::Timeout => RequestError::BodyTimeout,
-                BodyError::Incoming(e) => {
-                    RequestError::BadRequest(format!("reading the request body: {e}"))
-                }
-            };
+    match kiln_api::error_chain::find_cause::<BodyError>(error) {
+        Some(BodyError::TooLarge(limit)) => RequestError::TooLarge(*limit),
+        Some(BodyError::Timeout) => RequestError::BodyTimeout,
+        Some(BodyError::Incoming(e)) => {
+            RequestError::BadRequest(format!("reading the request body: {e}"))
         }
-        source = e.source();
+        None => RequestError::Upstream(error.to_string()),
     }
-    RequestError::Upstream(error.to_string())
 }
 
 /// Sends `req` to an endpoint of the counted revision (waiting in its activator queue if

@@ -55,28 +55,10 @@ struct FileRevision {
     endpoints: Vec<String>,
 }
 
-/// Parses a duration such as `300s`, `5m`, `1h`, `250ms` or a bare number of seconds.
+/// Parses a duration such as `300s`, `5m`, `1m30s`, `250ms`: Kiln's one duration grammar
+/// (Go's, [`kiln_api::duration`]), for the routes file and the router's flags alike.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration {text:?}"))?;
-    let seconds = match unit.trim() {
-        "" | "s" => value,
-        "ms" => value / 1000.0,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => {
-            return Err(format!(
-                "invalid duration unit in {text:?} (use ms, s, m or h)"
-            ));
-        }
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|_| format!("invalid duration {text:?}"))
+    kiln_api::duration::parse_duration(text).map_err(|e| e.to_string())
 }
 
 fn endpoint(text: &str) -> Result<SocketAddr, String> {
@@ -91,7 +73,7 @@ fn endpoint(text: &str) -> Result<SocketAddr, String> {
 
 /// Parses the text of a routes file.
 pub fn parse(text: &str, default_timeout: Duration) -> Result<Vec<ServiceSpec>, String> {
-    let file: File = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+    let file: File = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
     file.services
         .into_iter()
         .map(|s| {

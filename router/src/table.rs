@@ -20,8 +20,8 @@ use crate::revision::{Revision, Shared};
 /// How long a request may wait and run when a service names no timeout (KServe's default).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// The namespace of a service that names none.
-pub const DEFAULT_NAMESPACE: &str = "default";
+/// The namespace of a service that names none (the manifests' own constant).
+pub use kiln_api::DEFAULT_NAMESPACE;
 
 /// One service: a model name and its revisions.
 #[derive(Debug, Clone, PartialEq)]

@@ -144,20 +144,7 @@ fn allow_http_variable(uri: &str) -> &'static str {
     }
 }
 
-/// The error and its sources on one line, each source added only when it says something new.
-pub(crate) fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        let more = s.to_string();
-        if !more.is_empty() && !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = s.source();
-    }
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
+pub(crate) use kiln_api::error_chain::one_line;
 
 /// Shortens a store's XML error body (`<Error><Code>..</Code><Message>..</Message>..`) to
 /// `Code: Message`.

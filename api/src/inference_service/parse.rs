@@ -1,6 +1,7 @@
 //! Reading manifests: YAML (or JSON) text, multi-document files, and folders of them.
 //!
-//! Each document is parsed into a [`serde_yaml::Value`] first and walked against the fields
+//! Each document is parsed (by `serde-saphyr`) into a [`serde_json::Value`] first and walked
+//! against the fields
 //! KServe defines, so that nothing is dropped silently:
 //! - a field Kiln reads is deserialised into [`InferenceService`];
 //! - a KServe field Kiln cannot honour (`spec.predictor.sklearn`, `containers`, `image`,
@@ -16,8 +17,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-use serde_yaml::Value;
+use serde_json::Value;
 
 use super::spec::{API_VERSION, InferenceService, KIND};
 
@@ -224,32 +224,37 @@ impl Collector {
 
     /// Parses the documents of one text.
     pub(super) fn text(&mut self, text: &str, file: Option<&Path>) {
-        let starts = document_starts(text);
         let mut values = Vec::new();
-        for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
-            match Value::deserialize(document) {
-                Ok(value) => values.push(value),
+        for (index, document) in split_documents(text).into_iter().enumerate() {
+            if document.is_blank() {
+                values.push((document.first_line, Value::Null));
+                continue;
+            }
+            match serde_saphyr::from_str::<Value>(document.text) {
+                Ok(value) => values.push((document.first_line, value)),
                 Err(e) => {
+                    let line = e
+                        .location()
+                        .map(|l| document.marker_line + l.line() as usize - 1);
                     self.errors.push(ManifestError {
                         document: DocumentRef {
                             file: file.map(Path::to_owned),
                             index: Some(index),
-                            line: e.location().map(|l| l.line()),
+                            line,
                         },
                         field: String::new(),
-                        message: format!("malformed YAML: {e}"),
+                        message: format!("malformed YAML: {}", first_line_of(&e.to_string())),
                     });
-                    // The parser cannot resynchronise after a syntax error.
+                    // Later documents may depend on this one's anchors: stop here.
                     return;
                 }
             }
         }
-        let lines_known = starts.len() == values.len();
-        for (index, value) in values.into_iter().enumerate() {
+        for (index, (line, value)) in values.into_iter().enumerate() {
             let document = DocumentRef {
                 file: file.map(Path::to_owned),
                 index: Some(index),
-                line: lines_known.then(|| starts[index]),
+                line: Some(line),
             };
             self.document(document, value);
         }
@@ -263,7 +268,7 @@ impl Collector {
         };
         let map = match value {
             Value::Null => return,
-            Value::Mapping(map) => map,
+            Value::Object(map) => map,
             _ => return report.error("", "a manifest document must be a mapping".into()),
         };
         let kind = map.get("kind").and_then(Value::as_str);
@@ -289,7 +294,7 @@ impl Collector {
             ),
             None => report.error("apiVersion", format!("required ({API_VERSION})")),
         }
-        let value = Value::Mapping(map);
+        let value = Value::Object(map);
         walk(&value, "", TOP, &mut report);
         match serde_path_to_error::deserialize::<_, InferenceService>(value) {
             Ok(service) => {
@@ -318,26 +323,80 @@ fn is_manifest_file(path: &Path) -> bool {
     path.is_file() && !hidden && matches!(ext, Some("yaml" | "yml" | "json"))
 }
 
-/// The 1-based line each document starts on, by YAML's rules for `---`: content before the
-/// first marker is a document of its own, and each marker starts one (empty or not).
-fn document_starts(text: &str) -> Vec<usize> {
-    let mut starts = Vec::new();
-    let mut seen_marker = false;
-    for (i, line) in text.lines().enumerate() {
-        let number = i + 1;
-        let rest = line.strip_prefix("---");
-        if rest.is_some_and(|r| r.is_empty() || r.starts_with([' ', '\t'])) {
-            let inline = rest.is_some_and(|r| !r.trim().is_empty() && !r.trim().starts_with('#'));
-            starts.push(if inline { number } else { number + 1 });
-            seen_marker = true;
-        } else if !seen_marker && starts.is_empty() {
+/// One document of a multi-document text.
+#[derive(Debug, PartialEq, Eq)]
+struct DocumentText<'a> {
+    /// The document's text, its `---` marker included.
+    text: &'a str,
+    /// The 1-based line of the text's first line (the marker's, if any).
+    marker_line: usize,
+    /// The 1-based line its content starts on: the marker's when content follows it on the
+    /// same line, else the next.
+    first_line: usize,
+}
+
+impl DocumentText<'_> {
+    /// Nothing but the marker, blank lines and comments: YAML's empty (null) document.
+    fn is_blank(&self) -> bool {
+        self.text.lines().enumerate().all(|(i, line)| {
+            let line = if i == 0 {
+                marker_rest(line).unwrap_or(line)
+            } else {
+                line
+            };
             let trimmed = line.trim();
+            trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with('%')
+        })
+    }
+}
+
+/// What follows a `---` document marker on its line, or `None` if the line is not one.
+fn marker_rest(line: &str) -> Option<&str> {
+    line.strip_prefix("---")
+        .filter(|r| r.is_empty() || r.starts_with([' ', '\t']))
+}
+
+/// Splits a text into its documents by YAML's rules for `---` at the start of a line (a
+/// marker that YAML forbids inside any scalar, so splitting there is exact): content before
+/// the first marker is a document of its own, and each marker starts one (empty or not).
+fn split_documents(text: &str) -> Vec<DocumentText<'_>> {
+    let mut documents = Vec::new();
+    let mut start: Option<(usize, usize, usize)> = None; // (byte offset, marker line, first line)
+    let mut offset = 0;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        let number = i + 1;
+        let content = line.trim_end_matches(['\n', '\r']);
+        if let Some(rest) = marker_rest(content) {
+            if let Some((from, marker_line, first_line)) = start.take() {
+                documents.push(DocumentText {
+                    text: &text[from..offset],
+                    marker_line,
+                    first_line,
+                });
+            }
+            let inline = !rest.trim().is_empty() && !rest.trim().starts_with('#');
+            start = Some((offset, number, if inline { number } else { number + 1 }));
+        } else if start.is_none() && documents.is_empty() {
+            let trimmed = content.trim();
             if !trimmed.is_empty() && !trimmed.starts_with('#') && !trimmed.starts_with('%') {
-                starts.push(number);
+                start = Some((0, 1, number));
             }
         }
+        offset += line.len();
     }
-    starts
+    if let Some((from, marker_line, first_line)) = start {
+        documents.push(DocumentText {
+            text: &text[from..],
+            marker_line,
+            first_line,
+        });
+    }
+    documents
+}
+
+/// The first line of a (possibly multi-line, snippet-decorated) parser message.
+fn first_line_of(message: &str) -> &str {
+    message.lines().next().unwrap_or(message).trim()
 }
 
 /// Collects one document's findings.
@@ -584,18 +643,12 @@ fn join(path: &str, key: &str) -> String {
 /// Walks `value` (an object with `fields`) and reports what is ignored or refused. Values of
 /// the wrong type are left to serde, which names them too.
 fn walk(value: &Value, path: &str, fields: &[(&str, Rule)], report: &mut Report<'_>) {
-    let Value::Mapping(map) = value else {
+    let Value::Object(map) = value else {
         return;
     };
     for (key, child) in map {
-        let key = match key {
-            Value::String(key) => key.clone(),
-            other => serde_yaml::to_string(other)
-                .map(|s| s.trim().to_owned())
-                .unwrap_or_default(),
-        };
-        let field = join(path, &key);
-        let Some((_, rule)) = fields.iter().find(|(name, _)| *name == key) else {
+        let field = join(path, key);
+        let Some((_, rule)) = fields.iter().find(|(name, _)| name == key) else {
             report.warn(&field, "unknown field, ignored".into());
             continue;
         };
@@ -603,7 +656,7 @@ fn walk(value: &Value, path: &str, fields: &[(&str, Rule)], report: &mut Report<
             Take | Silent => {}
             Object(inner) => walk(child, &field, inner, report),
             List(inner) => {
-                if let Value::Sequence(items) = child {
+                if let Value::Array(items) = child {
                     for (i, item) in items.iter().enumerate() {
                         walk(item, &format!("{field}[{i}]"), inner, report);
                     }
@@ -619,28 +672,34 @@ fn walk(value: &Value, path: &str, fields: &[(&str, Rule)], report: &mut Report<
 mod tests {
     use super::*;
 
-    #[test]
-    fn document_starts_follow_markers() {
-        assert_eq!(document_starts("a: 1\n"), vec![1]);
-        assert_eq!(document_starts("# c\n\na: 1\n---\nb: 2\n"), vec![3, 5]);
-        assert_eq!(document_starts("---\na: 1\n---\nb: 2\n"), vec![2, 4]);
-        assert_eq!(document_starts("--- {a: 1}\n"), vec![1]);
-        assert_eq!(document_starts(""), Vec::<usize>::new());
+    fn first_lines(text: &str) -> Vec<usize> {
+        split_documents(text).iter().map(|d| d.first_line).collect()
     }
 
     #[test]
-    fn document_starts_match_serde_yaml_documents() {
-        for text in [
-            "a: 1\n",
-            "a: 1\n---\nb: 2\n",
-            "---\na: 1\n---\nb: 2\n",
-            "a: 1\n---\n",
-            "# only a comment\n---\na: 1\n",
-            "---\n---\na: 1\n",
-        ] {
-            let documents = serde_yaml::Deserializer::from_str(text).count();
-            assert_eq!(document_starts(text).len(), documents, "{text:?}");
-        }
+    fn documents_start_where_their_markers_say() {
+        assert_eq!(first_lines("a: 1\n"), vec![1]);
+        assert_eq!(first_lines("# c\n\na: 1\n---\nb: 2\n"), vec![3, 5]);
+        assert_eq!(first_lines("---\na: 1\n---\nb: 2\n"), vec![2, 4]);
+        assert_eq!(first_lines("--- {a: 1}\n"), vec![1]);
+        assert_eq!(first_lines(""), Vec::<usize>::new());
+        assert_eq!(first_lines("a: 1\n---\n"), vec![1, 3]);
+        assert_eq!(first_lines("# only a comment\n---\na: 1\n"), vec![3]);
+        assert_eq!(first_lines("---\n---\na: 1\n"), vec![2, 3]);
+        // A line that merely starts with dashes is content.
+        assert_eq!(first_lines("a: |\n  ----\n----\n"), vec![1]);
+    }
+
+    #[test]
+    fn each_document_parses_on_its_own_and_blank_ones_are_null() {
+        let documents = split_documents("a: 1\n---\n# nothing\n--- {b: 2}\nc: 3\n");
+        let texts: Vec<&str> = documents.iter().map(|d| d.text).collect();
+        assert_eq!(texts, ["a: 1\n", "---\n# nothing\n", "--- {b: 2}\nc: 3\n"]);
+        assert!(!documents[0].is_blank());
+        assert!(documents[1].is_blank());
+        assert!(!documents[2].is_blank());
+        let first: Value = serde_saphyr::from_str(documents[0].text).unwrap();
+        assert_eq!(first, serde_json::json!({"a": 1}));
     }
 
     #[test]

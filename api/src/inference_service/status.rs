@@ -165,6 +165,16 @@ pub enum ConditionStatus {
     Unknown,
 }
 
+impl std::fmt::Display for ConditionStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::True => "True",
+            Self::False => "False",
+            Self::Unknown => "Unknown",
+        })
+    }
+}
+
 /// `components`: status per component (`predictor`; KServe also has `transformer` and
 /// `explainer`, which Kiln refuses).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

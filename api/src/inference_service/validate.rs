@@ -31,6 +31,9 @@ use std::time::Duration;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+pub use crate::load::{CONTAINER_CONCURRENCY_MAX, ScaleMetric};
+pub use crate::model_format::ModelFormat;
+
 use super::parse::{Collector, DocumentRef, ManifestError, ManifestErrors, Warning};
 use super::spec::{EnvVar, FrameworkSpec, InferenceService, ResourceRequirements};
 
@@ -40,31 +43,8 @@ pub const AUTOSCALING_PREFIX: &str = "autoscaling.knative.dev/";
 pub const KPA_CLASS: &str = "kpa.autoscaling.knative.dev";
 /// The resource name of an NVIDIA GPU.
 pub const NVIDIA_GPU: &str = "nvidia.com/gpu";
-/// Largest `containerConcurrency` Knative accepts (`container-concurrency-max-limit`).
-pub const CONTAINER_CONCURRENCY_MAX: u32 = 1000;
 /// Longest name of a Kubernetes label-like name (DNS-1035 / DNS-1123 label).
 pub const NAME_MAX: usize = 63;
-
-/// A model format Kiln serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ModelFormat {
-    /// ONNX (`model.onnx`), served with ONNX Runtime.
-    Onnx,
-    /// PyTorch as TorchScript (`model.pt`), as KServe's Triton runtime serves it; TorchServe's
-    /// `.mar` archives are refused.
-    #[serde(rename = "pytorch")]
-    PyTorch,
-}
-
-impl fmt::Display for ModelFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Onnx => "onnx",
-            Self::PyTorch => "pytorch",
-        })
-    }
-}
 
 /// `protocolVersion`: the inference protocol the service speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
@@ -87,25 +67,6 @@ impl fmt::Display for Protocol {
             Self::V1 => "v1",
             Self::V2 => "v2",
             Self::GrpcV2 => "grpc-v2",
-        })
-    }
-}
-
-/// `scaleMetric`: what the autoscaler scales on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ScaleMetric {
-    /// Requests in flight per replica.
-    Concurrency,
-    /// Requests per second per replica.
-    Rps,
-}
-
-impl fmt::Display for ScaleMetric {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Concurrency => "concurrency",
-            Self::Rps => "rps",
         })
     }
 }
@@ -484,10 +445,9 @@ impl Validator {
     }
 
     fn scale_metric(&mut self, field: &str, metric: &str) -> Option<ScaleMetric> {
-        match metric {
-            "concurrency" => Some(ScaleMetric::Concurrency),
-            "rps" => Some(ScaleMetric::Rps),
-            "cpu" | "memory" => {
+        match metric.parse::<ScaleMetric>() {
+            Ok(metric) => Some(metric),
+            Err(_) if matches!(metric, "cpu" | "memory") => {
                 self.error(
                     field,
                     format!(
@@ -497,11 +457,8 @@ impl Validator {
                 );
                 None
             }
-            other => {
-                self.error(
-                    field,
-                    format!("{other:?} is not a metric (concurrency or rps)"),
-                );
+            Err(unknown) => {
+                self.error(field, unknown.to_string());
                 None
             }
         }
@@ -533,59 +490,52 @@ impl Validator {
             return None;
         }
         let common: FrameworkSpec;
-        let (base, format, runtime, common): (&str, _, _, &FrameworkSpec) =
-            if let Some(model) = &p.model {
-                let format = match &model.model_format {
-                    None => {
-                        self.error(
-                            "spec.predictor.model.modelFormat",
-                            "required: {name: onnx} or {name: pytorch}",
-                        );
+        let (base, format, runtime, common): (&str, _, _, &FrameworkSpec) = if let Some(model) =
+            &p.model
+        {
+            let format = match &model.model_format {
+                None => {
+                    self.error(
+                        "spec.predictor.model.modelFormat",
+                        "required: {name: onnx} or {name: pytorch}",
+                    );
+                    None
+                }
+                Some(f) => match f.name.parse::<ModelFormat>() {
+                    Ok(format) => Some(format),
+                    Err(unknown) => {
+                        self.error("spec.predictor.model.modelFormat.name", unknown.to_string());
                         None
                     }
-                    Some(f) => match f.name.to_ascii_lowercase().as_str() {
-                        "onnx" => Some(ModelFormat::Onnx),
-                        "pytorch" => Some(ModelFormat::PyTorch),
-                        _ => {
-                            self.error(
-                                "spec.predictor.model.modelFormat.name",
-                                format!(
-                                    "{:?} is not served by Kiln (it serves onnx, and pytorch \
-                                     as TorchScript)",
-                                    f.name
-                                ),
-                            );
-                            None
-                        }
-                    },
-                };
-                if let (Some(runtime), Some(format)) = (&model.runtime, format) {
-                    self.runtime("spec.predictor.model.runtime", runtime, format);
-                }
-                common = model.framework();
-                (
-                    "spec.predictor.model",
-                    format,
-                    model.runtime.clone(),
-                    &common,
-                )
-            } else if let Some(onnx) = &p.onnx {
-                ("spec.predictor.onnx", Some(ModelFormat::Onnx), None, onnx)
-            } else if let Some(pytorch) = &p.pytorch {
-                (
-                    "spec.predictor.pytorch",
-                    Some(ModelFormat::PyTorch),
-                    None,
-                    pytorch,
-                )
-            } else {
-                self.error(
-                    "spec.predictor",
-                    "no model: give spec.predictor.model (modelFormat, storageUri) or the \
-                     onnx or pytorch shorthand",
-                );
-                return None;
+                },
             };
+            if let (Some(runtime), Some(format)) = (&model.runtime, format) {
+                self.runtime("spec.predictor.model.runtime", runtime, format);
+            }
+            common = model.framework();
+            (
+                "spec.predictor.model",
+                format,
+                model.runtime.clone(),
+                &common,
+            )
+        } else if let Some(onnx) = &p.onnx {
+            ("spec.predictor.onnx", Some(ModelFormat::Onnx), None, onnx)
+        } else if let Some(pytorch) = &p.pytorch {
+            (
+                "spec.predictor.pytorch",
+                Some(ModelFormat::PyTorch),
+                None,
+                pytorch,
+            )
+        } else {
+            self.error(
+                "spec.predictor",
+                "no model: give spec.predictor.model (modelFormat, storageUri) or the \
+                     onnx or pytorch shorthand",
+            );
+            return None;
+        };
 
         let storage_uri = match common.storage_uri.as_deref() {
             None | Some("") => {
@@ -822,7 +772,7 @@ impl Validator {
             | "panic-window-percentage"
             | "panic-threshold-percentage" => value.parse::<f64>().is_ok_and(f64::is_finite),
             "window" | "scale-down-delay" | "scale-to-zero-pod-retention-period" => {
-                is_go_duration(value)
+                crate::duration::parse_duration(value).is_ok()
             }
             "target-burst-capacity" | "window-algorithm" => true,
             _ => {
@@ -879,34 +829,6 @@ fn check_label(name: &str, dns1035: bool) -> Result<(), String> {
     }
 }
 
-/// Whether `s` is a Go duration (`90s`, `1m30s`, `500ms`, `0`), as Knative parses them.
-fn is_go_duration(s: &str) -> bool {
-    if s == "0" {
-        return true;
-    }
-    let mut rest = s;
-    if rest.is_empty() {
-        return false;
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if digits == 0 || rest[..digits].parse::<f64>().is_err() {
-            return false;
-        }
-        rest = &rest[digits..];
-        let unit = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        if !matches!(&rest[..unit], "ns" | "us" | "µs" | "ms" | "s" | "m" | "h") {
-            return false;
-        }
-        rest = &rest[unit..];
-    }
-    true
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -922,16 +844,6 @@ mod tests {
         assert!(check_label("mnist_v2", true).is_err());
         assert!(check_label(&"a".repeat(63), true).is_ok());
         assert!(check_label(&"a".repeat(64), true).is_err());
-    }
-
-    #[test]
-    fn go_durations() {
-        for ok in ["0", "60s", "1m30s", "500ms", "1h", "1.5s"] {
-            assert!(is_go_duration(ok), "{ok}");
-        }
-        for bad in ["", "60", "s", "1d", "-1s", "1m30"] {
-            assert!(!is_go_duration(bad), "{bad}");
-        }
     }
 
     #[test]

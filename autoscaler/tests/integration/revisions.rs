@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use kiln_api::load::{LoadSample, RevisionKey};
-use kiln_autoscaler::{Autoscaler, AutoscalerConfig, Metric, RevisionScaling};
+use kiln_autoscaler::{Autoscaler, AutoscalerConfig, RevisionScaling, ScaleMetric};
 
 fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
@@ -55,7 +55,7 @@ fn updating_a_revisions_settings_keeps_its_load_history() {
 fn changing_the_metric_starts_from_empty_windows() {
     let (mut a, key) = busy();
     let rps = RevisionScaling {
-        metric: Some(Metric::Rps),
+        metric: Some(ScaleMetric::Rps),
         ..Default::default()
     };
     a.upsert_revision(key.clone(), &rps, secs(60)).unwrap();

@@ -7,13 +7,13 @@ use std::time::Duration;
 type Pairs<'a> = &'a [(&'a str, &'a str)];
 
 use kiln_autoscaler::{
-    AutoscalerConfig, ConfigError, Metric, PredictorScaling, RevisionScaling, ScalingSpec,
+    AutoscalerConfig, ConfigError, PredictorScaling, RevisionScaling, ScaleMetric, ScalingSpec,
 };
 
 #[test]
 fn defaults_are_knatives() {
     let spec = ScalingSpec::default();
-    assert_eq!(spec.metric, Metric::Concurrency);
+    assert_eq!(spec.metric, ScaleMetric::Concurrency);
     assert_eq!((spec.total, spec.target), (100.0, 70.0));
     assert_eq!(spec.stable_window, Duration::from_secs(60));
     assert_eq!(spec.panic_window, Duration::from_secs(6));
@@ -61,7 +61,7 @@ fn reads_a_knative_config_map_with_string_values() {
         max-scale-limit: "100"
         pod-autoscaler-class: "kpa.autoscaling.knative.dev"
     "#;
-    let config: AutoscalerConfig = serde_yaml::from_str(yaml).unwrap();
+    let config: AutoscalerConfig = serde_saphyr::from_str(yaml).unwrap();
     assert_eq!(config.stable_window, Duration::from_secs(60));
     assert_eq!(config.panic_window_percentage, 20.0);
     assert_eq!(config.panic_threshold_percentage, 300.0);
@@ -92,7 +92,7 @@ fn reads_numbers_and_booleans_from_json() {
 
 #[test]
 fn a_deserialization_error_names_the_key_and_range() {
-    let err = serde_yaml::from_str::<AutoscalerConfig>("stable-window: 2h").unwrap_err();
+    let err = serde_saphyr::from_str::<AutoscalerConfig>("stable-window: 2h").unwrap_err();
     let message = err.to_string();
     assert!(
         message.contains("stable-window") && message.contains("[6s, 1h]"),
@@ -368,7 +368,7 @@ fn kserve_fields_win_over_annotations() {
     let spec = scaling.resolve(&AutoscalerConfig::default()).unwrap();
     assert_eq!(
         (spec.min_scale, spec.metric, spec.total),
-        (0, Metric::Rps, 20.0)
+        (0, ScaleMetric::Rps, 20.0)
     );
 }
 

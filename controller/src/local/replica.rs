@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kiln_api::load::RevisionKey;
+use kiln_api::predictor_event::PredictorEvent;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -46,37 +47,6 @@ pub(crate) struct ReplicaCtx {
     pub(crate) config: Arc<LocalBackendConfig>,
     pub(crate) logs: Arc<LogRing>,
     pub(crate) events: mpsc::UnboundedSender<ReplicaEvent>,
-}
-
-/// A line the predictor prints on stdout.
-#[derive(Debug, PartialEq, Eq)]
-enum StdoutEvent {
-    Listening { http_port: u16, grpc_port: u16 },
-    Ready,
-    Other,
-}
-
-fn parse_event(line: &str) -> StdoutEvent {
-    let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else {
-        return StdoutEvent::Other;
-    };
-    let port = |name: &str| {
-        value
-            .get(name)
-            .and_then(|p| p.as_u64())
-            .and_then(|p| u16::try_from(p).ok())
-    };
-    match value.get("event").and_then(|e| e.as_str()) {
-        Some("listening") => match (port("http_port"), port("grpc_port")) {
-            (Some(http_port), Some(grpc_port)) => StdoutEvent::Listening {
-                http_port,
-                grpc_port,
-            },
-            _ => StdoutEvent::Other,
-        },
-        Some("ready") => StdoutEvent::Ready,
-        _ => StdoutEvent::Other,
-    }
 }
 
 /// Reads lines, replacing bytes that are not UTF-8 (a line that is not UTF-8 must not stop
@@ -147,12 +117,12 @@ pub(crate) async fn supervise(mut child: Child, ctx: ReplicaCtx, mut stop: onesh
             _ = &mut stop => break Started::StopAsked,
             status = child.wait() => break Started::Exited(status),
             line = lines.next_line(), if stdout_open => match line {
-                Ok(Some(line)) => match parse_event(&line) {
-                    StdoutEvent::Listening { http_port, grpc_port } => {
+                Ok(Some(line)) => match PredictorEvent::parse_line(&line) {
+                    Some(PredictorEvent::Listening { http_port, grpc_port }) => {
                         tracing::debug!(pid, http_port, grpc_port, "replica listening");
                         ports = Some((http_port, grpc_port));
                     }
-                    StdoutEvent::Ready => match ports {
+                    Some(PredictorEvent::Ready(_)) => match ports {
                         Some((http, grpc)) => {
                             // The predictor's own figures (download_ms, load_ms, cache_hit)
                             // with the time from spawn: what a cold start is made of.
@@ -170,7 +140,7 @@ pub(crate) async fn supervise(mut child: Child, ctx: ReplicaCtx, mut stop: onesh
                         }
                         None => break Started::Failed("ready before listening".to_owned()),
                     },
-                    StdoutEvent::Other => tracing::debug!(pid, line, "replica stdout"),
+                    None => tracing::debug!(pid, line, "replica stdout"),
                 },
                 Ok(None) | Err(_) => stdout_open = false,
             },
@@ -307,15 +277,20 @@ async fn drain_stderr(
     let mut lines = LossyLines::new(stderr);
     let mut last = None;
     while let Ok(Some(line)) = lines.next_line().await {
-        // Flushed line by line: tokio's file writes finish in the background otherwise, and
-        // whoever reads the log (a `kiln logs`, a test) should find every line the ring has.
+        let line_with_pid = format!("[{pid}] {line}");
+        // The ring first: whoever finds a line in the file (a person, a test) then finds it
+        // in `kiln logs` too. The file was written first once, and a reader that saw the
+        // line there could miss it in the ring for the moment between the two.
+        ring.push(line_with_pid.clone());
+        // Flushed line by line: tokio's file writes finish in the background otherwise.
         if let Some(out) = file.as_mut() {
-            let line = format!("[{pid}] {line}\n");
-            if out.write_all(line.as_bytes()).await.is_err() || out.flush().await.is_err() {
+            let written = out.write_all(line_with_pid.as_bytes()).await.is_ok()
+                && out.write_all(b"\n").await.is_ok()
+                && out.flush().await.is_ok();
+            if !written {
                 file = None;
             }
         }
-        ring.push(format!("[{pid}] {line}"));
         if !line.trim().is_empty() {
             last = Some(line);
         }
@@ -347,27 +322,6 @@ async fn open_log(path: &std::path::Path) -> Option<tokio::fs::File> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_the_predictor_event_lines() {
-        assert_eq!(
-            parse_event(r#"{"event":"listening","http_port":8080,"grpc_port":8081}"#),
-            StdoutEvent::Listening {
-                http_port: 8080,
-                grpc_port: 8081
-            }
-        );
-        assert_eq!(
-            parse_event(r#"{"event":"ready","load_ms":12}"#),
-            StdoutEvent::Ready
-        );
-        assert_eq!(parse_event("hello"), StdoutEvent::Other);
-        assert_eq!(parse_event(r#"{"event":"ready"#), StdoutEvent::Other);
-        assert_eq!(
-            parse_event(r#"{"event":"listening","http_port":70000,"grpc_port":1}"#),
-            StdoutEvent::Other
-        );
-    }
 
     #[tokio::test]
     async fn lines_that_are_not_utf8_do_not_stop_the_reading() {

@@ -1,7 +1,10 @@
-//! A small client of the admin API.
+//! A small client of the admin API. Replies are read into the controller's own types, so a
+//! renamed field fails to compile here instead of printing `?`.
 
+use kiln_api::error_body::ErrorBody;
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::{CliError, Target};
 
@@ -26,7 +29,10 @@ impl Client {
         format!("/v1/namespaces/{}/inferenceservices/{name}", self.namespace)
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Value, CliError> {
+    async fn send<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, CliError> {
         let request = match &self.token {
             Some(token) => request.bearer_auth(token),
             None => request,
@@ -38,40 +44,48 @@ impl Client {
             ))
         })?;
         let status = response.status();
-        let body: Value = response.json().await.map_err(|e| {
+        let body = response.bytes().await.map_err(|e| {
             CliError::Failed(format!("unreadable answer from {}: {e}", self.server))
         })?;
-        if status.is_success() {
-            return Ok(body);
+        if !status.is_success() {
+            let message = serde_json::from_slice::<ErrorBody>(&body)
+                .map(|e| e.error)
+                .unwrap_or_else(|_| format!("request failed with {status}"));
+            return Err(match status {
+                StatusCode::UNPROCESSABLE_ENTITY | StatusCode::BAD_REQUEST => {
+                    CliError::Invalid(message)
+                }
+                _ => CliError::Failed(message),
+            });
         }
-        let message = body["error"]
-            .as_str()
-            .unwrap_or("request failed")
-            .to_owned();
-        Err(match status {
-            StatusCode::UNPROCESSABLE_ENTITY | StatusCode::BAD_REQUEST => {
-                CliError::Invalid(message)
-            }
-            _ => CliError::Failed(message),
-        })
+        serde_json::from_slice(&body)
+            .map_err(|e| CliError::Failed(format!("unreadable answer from {}: {e}", self.server)))
     }
 
-    pub(crate) async fn get(&self, path: &str) -> Result<Value, CliError> {
+    pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
         self.send(self.http.get(format!("{}{path}", self.server)))
             .await
     }
 
-    pub(crate) async fn post(&self, path: &str, body: String) -> Result<Value, CliError> {
+    pub(crate) async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: String,
+    ) -> Result<T, CliError> {
         self.send(self.http.post(format!("{}{path}", self.server)).body(body))
             .await
     }
 
-    pub(crate) async fn post_json(&self, path: &str, body: Value) -> Result<Value, CliError> {
-        self.send(self.http.post(format!("{}{path}", self.server)).json(&body))
+    pub(crate) async fn post_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<T, CliError> {
+        self.send(self.http.post(format!("{}{path}", self.server)).json(body))
             .await
     }
 
-    pub(crate) async fn delete(&self, path: &str) -> Result<Value, CliError> {
+    pub(crate) async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
         self.send(self.http.delete(format!("{}{path}", self.server)))
             .await
     }

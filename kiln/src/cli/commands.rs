@@ -3,15 +3,18 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use kiln_api::inference_service::status::READY;
+use kiln_api::inference_service::{ConditionStatus, InferenceService, TrafficTarget};
+use kiln_controller::admin::{Deleted, LogLines, RolloutRequest, ServiceList};
+use kiln_controller::controller::ApplyReport;
 
 use super::client::Client;
+use super::output::{self, outln};
 use super::wait::{condition, summary, until};
 use super::{CliError, Target};
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    kiln_autoscaler::duration::parse_duration(s)
-        .ok_or_else(|| format!("'{s}' is not a duration (e.g. 90s, 5m)"))
+    kiln_api::duration::parse_duration(s).map_err(|e| e.to_string())
 }
 
 /// Apply InferenceService manifests (a file or a folder).
@@ -29,17 +32,17 @@ impl ApplyArgs {
         let text = crate::up::read_manifests(&self.file)
             .map_err(|e| CliError::Invalid(format!("{e:#}")))?;
         let client = Client::new(&self.target);
-        let report = client.post("/v1/apply", text).await?;
-        for warning in report["warnings"].as_array().into_iter().flatten() {
-            eprintln!("warning: {}", warning.as_str().unwrap_or_default());
+        let report: ApplyReport = client.post("/v1/apply", text).await?;
+        for warning in &report.warnings {
+            eprintln!("warning: {warning}");
         }
-        for applied in report["applied"].as_array().into_iter().flatten() {
-            println!(
+        for applied in &report.applied {
+            outln!(
                 "inferenceservice.serving.kserve.io/{} {} (revision {})",
-                applied["name"].as_str().unwrap_or("?"),
-                applied["action"].as_str().unwrap_or("?"),
-                applied["revision"].as_str().unwrap_or("?")
-            );
+                applied.name,
+                applied.action,
+                applied.revision
+            )?;
         }
         Ok(())
     }
@@ -80,45 +83,56 @@ impl GetArgs {
     pub(crate) async fn run(self) -> Result<(), CliError> {
         let _ = self.kind;
         let client = Client::new(&self.target);
-        let items: Vec<Value> = match &self.name {
+        let items: Vec<InferenceService> = match &self.name {
             Some(name) => vec![client.get(&client.service_path(name)).await?],
-            None => client
-                .get(&format!(
-                    "/v1/inferenceservices?namespace={}",
-                    client.namespace
-                ))
-                .await?["items"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default(),
-        };
-        let whole = |v: Value| {
-            if self.name.is_some() {
-                items[0].clone()
-            } else {
-                v
+            None => {
+                let path = format!("/v1/inferenceservices?namespace={}", client.namespace);
+                client.get::<ServiceList>(&path).await?.items
             }
         };
-        match self.output {
-            Some(Output::Json) => {
-                let v = whole(json!({"apiVersion": "v1", "kind": "List", "items": items}));
-                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-            }
-            Some(Output::Yaml) => {
-                let v = whole(json!({"apiVersion": "v1", "kind": "List", "items": items}));
-                print!("{}", serde_yaml::to_string(&v).unwrap_or_default());
-            }
-            None => print_table(&items),
+        let output = match self.output {
+            Some(output) => output,
+            None => return print_table(&items),
+        };
+        // One object for one name, as kubectl prints it; a List otherwise.
+        let whole = match (&self.name, items.as_slice()) {
+            (Some(_), [one]) => serde_json::to_value(one),
+            _ => serde_json::to_value(ObjectList {
+                api_version: "v1",
+                kind: "List",
+                items: &items,
+            }),
         }
-        Ok(())
+        .map_err(|e| CliError::Failed(format!("cannot print the services: {e}")))?;
+        match output {
+            Output::Json => outln!(
+                "{}",
+                serde_json::to_string_pretty(&whole).unwrap_or_default()
+            ),
+            Output::Yaml => output::text(&serde_saphyr::to_string(&whole).unwrap_or_default()),
+        }
     }
 }
 
-fn print_table(items: &[Value]) {
+/// Kubernetes' `List` of objects, as `kubectl get -o yaml` prints several.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ObjectList<'a> {
+    api_version: &'static str,
+    kind: &'static str,
+    items: &'a [InferenceService],
+}
+
+fn print_table(items: &[InferenceService]) -> Result<(), CliError> {
     let row = |cells: [&str; 6]| {
-        println!(
+        outln!(
             "{:<24} {:<44} {:<6} {:<5} {:<7} {}",
-            cells[0], cells[1], cells[2], cells[3], cells[4], cells[5]
+            cells[0],
+            cells[1],
+            cells[2],
+            cells[3],
+            cells[4],
+            cells[5]
         )
     };
     row([
@@ -128,27 +142,31 @@ fn print_table(items: &[Value]) {
         "PREV",
         "LATEST",
         "LATESTREADYREVISION",
-    ]);
+    ])?;
     for item in items {
-        let predictor = &item["status"]["components"]["predictor"];
+        let status = item.status.as_ref();
+        let predictor = status.and_then(|s| s.predictor());
+        let traffic: &[TrafficTarget] = predictor.map_or(&[], |p| p.traffic.as_slice());
         let percent = |tag: &str| {
-            predictor["traffic"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|t| t["tag"] == tag)
-                .map(|t| t["percent"].to_string())
+            traffic
+                .iter()
+                .find(|t| t.tag.as_deref() == Some(tag))
+                .and_then(|t| t.percent)
+                .map(|p| p.to_string())
                 .unwrap_or_default()
         };
         row([
-            item["metadata"]["name"].as_str().unwrap_or("?"),
-            item["status"]["url"].as_str().unwrap_or(""),
-            &condition(item, "Ready"),
+            item.name(),
+            status.and_then(|s| s.url.as_deref()).unwrap_or(""),
+            &condition(item, READY).to_string(),
             &percent("prev"),
             &percent("latest"),
-            predictor["latestReadyRevision"].as_str().unwrap_or(""),
-        ]);
+            predictor
+                .and_then(|p| p.latest_ready_revision.as_deref())
+                .unwrap_or(""),
+        ])?;
     }
+    Ok(())
 }
 
 /// Delete an InferenceService, its revisions and replicas.
@@ -166,8 +184,8 @@ impl DeleteArgs {
     pub(crate) async fn run(self) -> Result<(), CliError> {
         let _ = self.kind;
         let client = Client::new(&self.target);
-        client.delete(&client.service_path(&self.name)).await?;
-        println!("inferenceservice.serving.kserve.io/{} deleted", self.name);
+        let _: Deleted = client.delete(&client.service_path(&self.name)).await?;
+        outln!("inferenceservice.serving.kserve.io/{} deleted", self.name)?;
         Ok(())
     }
 }
@@ -199,19 +217,14 @@ impl LogsArgs {
         }
         let mut seen: Vec<String> = Vec::new();
         loop {
-            let lines: Vec<String> = client.get(&path).await?["lines"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|l| l.as_str().map(str::to_owned))
-                .collect();
+            let LogLines { lines } = client.get(&path).await?;
             // Print what follows the longest overlap with what was already printed.
             let overlap = (0..=seen.len().min(lines.len()))
                 .rev()
                 .find(|&n| seen[seen.len() - n..] == lines[..n])
                 .unwrap_or(0);
             for line in &lines[overlap..] {
-                println!("{line}");
+                outln!("{line}")?;
             }
             seen = lines;
             if !self.follow {
@@ -261,42 +274,50 @@ struct RolloutCommon {
     target: Target,
 }
 
-fn latest_percent(service: &Value) -> Option<i64> {
-    let predictor = &service["status"]["components"]["predictor"];
-    let latest = predictor["latestCreatedRevision"].as_str()?;
-    predictor["traffic"]
-        .as_array()?
+/// The latest created revision's share of the traffic.
+fn latest_percent(service: &InferenceService) -> Option<i64> {
+    let predictor = service.status.as_ref()?.predictor()?;
+    let latest = predictor.latest_created_revision.as_deref()?;
+    predictor
+        .traffic
         .iter()
-        .find(|t| t["revisionName"] == latest)
-        .and_then(|t| t["percent"].as_i64())
+        .find(|t| t.revision_name.as_deref() == Some(latest))
+        .and_then(|t| t.percent)
 }
 
 impl RolloutArgs {
     pub(crate) async fn run(self) -> Result<(), CliError> {
-        let (common, action, body, want): (&RolloutCommon, Option<&str>, Value, Option<i64>) =
-            match &self.action {
-                RolloutAction::Status(c) => (c, None, json!({}), None),
-                RolloutAction::Canary { common, percent } => {
-                    if *percent > 100 {
-                        return Err(CliError::Invalid(format!(
-                            "--percent {percent}: must be 0 to 100"
-                        )));
-                    }
-                    (
-                        common,
-                        Some("canary"),
-                        json!({"percent": percent}),
-                        Some(i64::from(*percent)),
-                    )
+        let no_percent = RolloutRequest { percent: None };
+        let (common, action, body, want): (
+            &RolloutCommon,
+            Option<&str>,
+            RolloutRequest,
+            Option<i64>,
+        ) = match &self.action {
+            RolloutAction::Status(c) => (c, None, no_percent, None),
+            RolloutAction::Canary { common, percent } => {
+                if *percent > 100 {
+                    return Err(CliError::Invalid(format!(
+                        "--percent {percent}: must be 0 to 100"
+                    )));
                 }
-                RolloutAction::Promote(c) => (c, Some("promote"), Value::Null, Some(100)),
-                RolloutAction::Rollback(c) => (c, Some("rollback"), Value::Null, Some(0)),
-            };
+                (
+                    common,
+                    Some("canary"),
+                    RolloutRequest {
+                        percent: Some(*percent),
+                    },
+                    Some(i64::from(*percent)),
+                )
+            }
+            RolloutAction::Promote(c) => (c, Some("promote"), no_percent, Some(100)),
+            RolloutAction::Rollback(c) => (c, Some("rollback"), no_percent, Some(0)),
+        };
         let client = Client::new(&common.target);
-        let mut service = match action {
+        let mut service: InferenceService = match action {
             Some(action) => {
                 let path = format!("{}/rollout/{action}", client.service_path(&common.name));
-                client.post_json(&path, body).await?
+                client.post_json(&path, &body).await?
             }
             None => client.get(&client.service_path(&common.name)).await?,
         };
@@ -306,11 +327,12 @@ impl RolloutArgs {
                 None => "Ready".to_owned(),
             };
             service = until(&client, &common.name, common.timeout, &what, |s| {
-                condition(s, "Ready") == "True" && want.is_none_or(|p| latest_percent(s) == Some(p))
+                condition(s, READY) == ConditionStatus::True
+                    && want.is_none_or(|p| latest_percent(s) == Some(p))
             })
             .await?;
         }
-        println!("{}: {}", common.name, summary(&service));
+        outln!("{}: {}", common.name, summary(&service))?;
         Ok(())
     }
 }

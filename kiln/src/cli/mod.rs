@@ -4,6 +4,7 @@
 
 mod client;
 mod commands;
+mod output;
 mod wait;
 
 pub(crate) use commands::{ApplyArgs, DeleteArgs, GetArgs, LogsArgs, RolloutArgs};
@@ -24,7 +25,7 @@ pub(crate) struct Target {
         short = 'n',
         long,
         env = "KILN_NAMESPACE",
-        default_value = "default",
+        default_value = kiln_api::DEFAULT_NAMESPACE,
         global = true
     )]
     namespace: String,
@@ -42,6 +43,9 @@ pub(crate) enum CliError {
     /// Exit 3.
     #[error("{0}")]
     TimedOut(String),
+    /// Stdout's reader went away (`kiln get isvc | head -1`): exit 0, nothing more to say.
+    #[error("the reader of stdout went away")]
+    ReaderGone,
 }
 
 impl CliError {
@@ -50,6 +54,7 @@ impl CliError {
             CliError::Failed(_) => 1,
             CliError::Invalid(_) => 2,
             CliError::TimedOut(_) => 3,
+            CliError::ReaderGone => 0,
         }
     }
 }

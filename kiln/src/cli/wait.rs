@@ -4,7 +4,8 @@
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use kiln_api::inference_service::status::READY;
+use kiln_api::inference_service::{ConditionStatus, InferenceService};
 
 use super::CliError;
 use super::client::Client;
@@ -15,8 +16,8 @@ pub(crate) async fn until(
     name: &str,
     timeout: Duration,
     what: &str,
-    done: impl Fn(&Value) -> bool,
-) -> Result<Value, CliError> {
+    done: impl Fn(&InferenceService) -> bool,
+) -> Result<InferenceService, CliError> {
     let started = Instant::now();
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
@@ -29,7 +30,7 @@ pub(crate) async fn until(
     }
     let mut last = String::new();
     loop {
-        let service = client.get(&client.service_path(name)).await?;
+        let service: InferenceService = client.get(&client.service_path(name)).await?;
         let summary = summary(&service);
         if summary != last {
             match &bar {
@@ -58,31 +59,29 @@ pub(crate) async fn until(
 }
 
 /// One line: readiness and the traffic split.
-pub(crate) fn summary(service: &Value) -> String {
-    let ready = condition(service, "Ready");
-    let traffic: Vec<String> = service["status"]["components"]["predictor"]["traffic"]
-        .as_array()
-        .into_iter()
-        .flatten()
+pub(crate) fn summary(service: &InferenceService) -> String {
+    let ready = condition(service, READY);
+    let predictor = service.status.as_ref().and_then(|s| s.predictor());
+    let traffic: Vec<String> = predictor
+        .map_or(&[][..], |p| p.traffic.as_slice())
+        .iter()
         .map(|t| {
             format!(
                 "{}={}%",
-                t["revisionName"].as_str().unwrap_or("?"),
-                t["percent"]
+                t.revision_name.as_deref().unwrap_or("latest"),
+                t.percent.unwrap_or(0)
             )
         })
         .collect();
     format!("Ready={ready} traffic [{}]", traffic.join(", "))
 }
 
-/// The status of condition `type_` ("True", "False", "Unknown").
-pub(crate) fn condition(service: &Value, type_: &str) -> String {
-    service["status"]["conditions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["type"] == type_)
-        .and_then(|c| c["status"].as_str())
-        .unwrap_or("Unknown")
-        .to_owned()
+/// The status of condition `type_` (`Unknown` when the service has none).
+pub(crate) fn condition(service: &InferenceService, type_: &str) -> ConditionStatus {
+    service
+        .status
+        .as_ref()
+        .and_then(|s| s.condition(type_))
+        .map(|c| c.status)
+        .unwrap_or_default()
 }

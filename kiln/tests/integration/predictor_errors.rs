@@ -52,6 +52,10 @@ async fn each_bad_request_gets_its_status_and_a_message() {
     let cases: Vec<Case> = vec![
         ("/v2/models/mlp/infer", "{not json".into(), vec![], 400, "malformed request body"),
         ("/v2/models/nope/infer", input("input", json!([1, 784]), "FP32", row.clone()), vec![], 404, "'nope'"),
+        // The model is looked up before the body is read, as KServe's server does.
+        ("/v2/models/nope/infer", "{not json".into(), vec![], 404, "'nope'"),
+        ("/v2/models/mlp/versions/7/infer", "{not json".into(), vec![], 404, "version '7'"),
+        ("/v1/models/nope:predict", "{not json".into(), vec![], 404, "'nope'"),
         ("/v2/models/mlp/infer", input("pixels", json!([1, 784]), "FP32", row.clone()), vec![], 400, "unknown input 'pixels'"),
         ("/v2/models/mlp/infer", input("input", json!([1, 784]), "FP64", row.clone()), vec![], 400, "expected FP32 with shape [-1, 784]"),
         ("/v2/models/mlp/infer", input("input", json!([1, 783]), "FP32", json!(vec![0.0; 783])), vec![], 400, "got FP32 with shape [1, 783]"),

@@ -238,3 +238,86 @@ async fn grpc_is_also_served_on_the_http_port() {
     let missing = reqwest::get(p.url("/nothing")).await.unwrap();
     assert_eq!(missing.status(), 404);
 }
+
+/// Sends bytes as they are and reads the answer's bytes: for messages no generated client
+/// would send.
+#[derive(Clone, Default)]
+struct RawCodec;
+
+struct RawEncoder;
+struct RawDecoder;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawEncoder;
+    type Decoder = RawDecoder;
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+    fn decoder(&mut self) -> RawDecoder {
+        RawDecoder
+    }
+}
+
+impl tonic::codec::Encoder for RawEncoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawDecoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Vec<u8>>, tonic::Status> {
+        let len = bytes::Buf::remaining(src);
+        Ok(Some(bytes::Buf::copy_to_bytes(src, len).to_vec()))
+    }
+}
+
+async fn model_infer_raw(port: u16, message: Vec<u8>) -> Result<Vec<u8>, tonic::Status> {
+    let channel = Channel::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let path = http::uri::PathAndQuery::from_static("/inference.GRPCInferenceService/ModelInfer");
+    grpc.unary(tonic::Request::new(message), path, RawCodec)
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+#[tokio::test]
+async fn a_message_that_does_not_decode_is_invalid_argument_on_both_ports() {
+    let p = mlp();
+    let valid = prost::Message::encode_to_vec(&ModelInferRequest {
+        model_name: "mlp".into(),
+        inputs: vec![input(vec![1, 784], None)],
+        raw_input_contents: vec![vec![0u8; 784 * 4].into()],
+        ..Default::default()
+    });
+    let truncated = valid[..valid.len() - 7].to_vec();
+    for port in [p.grpc_port, p.http_port] {
+        let status = model_infer_raw(port, truncated.clone()).await.unwrap_err();
+        assert_eq!(
+            status.code(),
+            Code::InvalidArgument,
+            "port {port}: {status:?}"
+        );
+        assert!(status.message().contains("does not decode"), "{status:?}");
+        // The whole message still works on the same server.
+        assert!(model_infer_raw(port, valid.clone()).await.is_ok());
+    }
+}

@@ -353,6 +353,32 @@ fn bad_manifests_exit_2_and_apply_nothing() {
 }
 
 #[test]
+fn the_cli_exits_quietly_when_its_reader_goes_away() {
+    let state = tempfile::tempdir().unwrap();
+    let up = Up::start(state.path());
+    up.apply(&manifest("quiet", "    minReplicas: 0\n", "x"));
+    for args in [
+        &["get", "isvc"][..],
+        &["get", "isvc", "-o", "yaml"],
+        &["get", "isvc", "quiet", "-o", "json"],
+        &["rollout", "status", "quiet"],
+    ] {
+        // As `kiln get isvc | head -0`: the reader is gone before the first write.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .args(args)
+            .env("KILN_SERVER", format!("http://127.0.0.1:{}", up.admin_port))
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(stderr.is_empty(), "{args:?} printed: {stderr}");
+    }
+}
+
+#[test]
 fn asking_for_more_gpus_than_the_machine_has_leaves_the_revision_not_ready_with_a_reason() {
     let state = tempfile::tempdir().unwrap();
     let up = Up::start(state.path());

@@ -65,7 +65,11 @@ fn bad_files_name_the_problem() {
     );
     assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
     assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
-    assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+    assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+    // One grammar with the manifests and the CLI (Go's): a bare number has no unit.
+    let refused = parse_duration("2").unwrap_err();
+    assert!(refused.contains("unit is missing"), "{refused}");
+    assert!(parse("services: [{name: a, timeout: 60}]", DEFAULT_TIMEOUT).is_err());
 }
 
 fn routes(revision: &str, addr: std::net::SocketAddr) -> String {

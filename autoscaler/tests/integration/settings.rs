@@ -382,3 +382,42 @@ fn the_panic_window_is_at_least_one_second() {
     let spec = scaling.resolve(&AutoscalerConfig::default()).unwrap();
     assert_eq!(spec.panic_window, Duration::from_secs(1));
 }
+
+/// The manifest validator (kiln-api) and the autoscaler read a duration annotation with
+/// the same grammar: each value is accepted by both or refused by both (they used to
+/// disagree on `+60s` and `1μs`).
+#[test]
+fn manifests_and_the_autoscaler_agree_on_every_duration() {
+    let key = "autoscaling.knative.dev/scale-down-delay";
+    for (value, valid) in [
+        ("90s", true),
+        ("1m30s", true),
+        ("+60s", true),
+        ("2000000\u{3bc}s", true),
+        ("2000000\u{b5}s", true),
+        ("0", true),
+        ("60", false),
+        ("-5s", false),
+        ("5d", false),
+        ("", false),
+    ] {
+        let manifest = format!(
+            "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata:\n  \
+             name: m\n  annotations:\n    {key}: \"{value}\"\nspec:\n  predictor:\n    model:\n      \
+             modelFormat: {{name: onnx}}\n      storageUri: file:///m\n"
+        );
+        let validated = kiln_api::inference_service::load_str(&manifest, None);
+        let scaled = RevisionScaling::from_annotations([(key, value)])
+            .and_then(|s| s.resolve(&AutoscalerConfig::default()));
+        assert_eq!(
+            validated.is_ok(),
+            valid,
+            "manifest with {value:?}: {validated:?}"
+        );
+        assert_eq!(
+            scaled.is_ok(),
+            valid,
+            "autoscaler with {value:?}: {scaled:?}"
+        );
+    }
+}

@@ -88,7 +88,7 @@ fn error(e: ControlError) -> Response {
         ControlError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
         ControlError::NotFound(_) => StatusCode::NOT_FOUND,
         ControlError::Conflict(_) => StatusCode::CONFLICT,
-        ControlError::Store(_) | ControlError::Router(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        ControlError::Store(_) | ControlError::Backend(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     (status, Json(ErrorBody::new(e.to_string()))).into_response()
 }

@@ -1,30 +1,24 @@
 //! The controller: applied InferenceServices into revisions, replicas, routes and status.
 //!
-//! Every change (apply, delete, rollout action, a replica becoming ready or going away)
-//! updates the service records under one lock, pushes the result to the router's table, the
-//! autoscaler and the local backend, and persists the records, so that a restart brings back
-//! the same services, revisions and traffic.
+//! It keeps the desired state (each service as applied, with its revision history and
+//! rollout) and hands every change to the reconcile core ([`crate::reconcile`]), whose
+//! actions a [`Backend`] carries out. An apply, a delete or a rollout reconciles its services
+//! at once (so the answer can name the revision it made); the backend's events only queue a
+//! service's key, and one worker reconciles each queued key. Records persist after every
+//! change, so a restart brings back the same services, revisions and traffic.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
-use kiln_api::inference_service::{InferenceService, ReplicaCounts, load_str};
-use kiln_api::load::RevisionKey;
-use kiln_autoscaler::{AutoscalerConfig, PredictorScaling, RevisionScaling, SharedAutoscaler};
-use kiln_router::{RevisionSpec, ServiceSpec, TableHandle};
+use kiln_api::inference_service::{InferenceService, load_str};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::local::{Endpoint, EndpointEvents, LocalBackend};
-use crate::revision::RevisionRecord;
+use crate::backend::{Backend, BackendError, ServiceKey};
+use crate::queue::{QueuedKeys, ReconcileQueue};
+use crate::reconcile::{self, Action, Context, Reconciled};
 use crate::service::ServiceRecord;
 use crate::store::{Store, StoreError};
-
-/// The autoscaler as the controller runs it: deciding for the local backend, on the router's
-/// clock.
-pub type Scaling =
-    SharedAutoscaler<LocalBackend, Box<dyn Fn() -> std::time::Duration + Send + Sync>>;
 
 /// A request the controller refuses or cannot carry out.
 #[derive(Debug, thiserror::Error)]
@@ -41,9 +35,9 @@ pub enum ControlError {
     /// The state could not be persisted.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The router refused the table.
-    #[error("router: {0}")]
-    Router(String),
+    /// The backend could not carry out a change.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
 }
 
 /// One service touched by an apply.
@@ -96,16 +90,15 @@ struct Persisted {
 }
 
 /// Shared state behind [`Controller`].
-pub(crate) struct Inner {
-    domain: String,
-    router_addr: SocketAddr,
-    autoscaler_config: AutoscalerConfig,
-    table: TableHandle,
-    backend: LocalBackend,
-    autoscaler: Arc<Scaling>,
-    services: Mutex<BTreeMap<(String, String), ServiceRecord>>,
-    endpoints: Mutex<HashMap<RevisionKey, Vec<Endpoint>>>,
+struct Inner {
+    context: Context,
+    backend: Arc<dyn Backend>,
+    services: Mutex<BTreeMap<ServiceKey, ServiceRecord>>,
+    /// The actions last carried out per service: a reconcile that decides the same again
+    /// has nothing to do.
+    executed: Mutex<HashMap<ServiceKey, Vec<Action>>>,
     store: Store,
+    queue: Arc<ReconcileQueue>,
 }
 
 /// Applies InferenceServices and reports their status. Cheap to clone.
@@ -116,71 +109,60 @@ pub struct Controller {
 
 /// The parts a controller drives.
 pub struct Parts {
-    /// The domain of service hosts (`{name}.{namespace}.{domain}`).
-    pub domain: String,
-    /// Where the router listens (for `status.address`).
-    pub router_addr: SocketAddr,
-    /// Global autoscaler defaults (validated annotations override them per service).
-    pub autoscaler_config: AutoscalerConfig,
-    /// The router's table.
-    pub table: TableHandle,
-    /// The replica backend.
-    pub backend: LocalBackend,
-    /// The autoscaler.
-    pub autoscaler: Arc<Scaling>,
+    /// The domain, address and autoscaler defaults every reconcile uses.
+    pub context: Context,
+    /// What carries out the reconciles.
+    pub backend: Arc<dyn Backend>,
     /// Where the records persist.
     pub store: Store,
+    /// The queue the backend's events put keys on, and its worker's end.
+    pub queue: (Arc<ReconcileQueue>, QueuedKeys),
 }
 
 impl Controller {
-    /// A controller over `parts`, with the records found in its store brought back.
+    /// A controller over `parts`, with the records found in its store brought back, and the
+    /// worker that reconciles queued keys running on the current Tokio runtime.
     pub fn start(parts: Parts) -> Result<Controller, ControlError> {
         let persisted: Persisted = parts.store.load()?.unwrap_or_default();
+        let (queue, keys) = parts.queue;
         let controller = Controller {
             inner: Arc::new(Inner {
-                domain: parts.domain,
-                router_addr: parts.router_addr,
-                autoscaler_config: parts.autoscaler_config,
-                table: parts.table,
+                context: parts.context,
                 backend: parts.backend,
-                autoscaler: parts.autoscaler,
                 services: Mutex::new(BTreeMap::new()),
-                endpoints: Mutex::new(HashMap::new()),
+                executed: Mutex::new(HashMap::new()),
                 store: parts.store,
+                queue,
             }),
         };
-        let mut services = controller.inner.services.lock();
-        for record in persisted.services {
-            let key = (record.namespace().to_owned(), record.name().to_owned());
-            controller.inner.sync(&record)?;
-            tracing::info!(service = %format!("{}/{}", key.0, key.1), revisions = record.revisions.len(), "restored");
-            services.insert(key, record);
+        {
+            let mut services = controller.inner.services.lock();
+            for record in persisted.services {
+                let key = ServiceKey::new(record.namespace(), record.name());
+                let reconciled = controller.inner.reconcile(&key, &record)?;
+                tracing::info!(service = %key, revisions = reconciled.record.revisions.len(), "restored");
+                services.insert(key, reconciled.record);
+            }
+            controller.inner.persist(&services)?;
         }
-        drop(services);
+        tokio::spawn(work(Arc::downgrade(&controller.inner), keys));
         Ok(controller)
-    }
-
-    /// A weak handle for the backend's events.
-    pub(crate) fn downgrade(&self) -> Weak<Inner> {
-        Arc::downgrade(&self.inner)
     }
 
     /// Validates every service in `manifests` (YAML, one or more documents) and applies
     /// them all, or none when any is invalid.
     pub fn apply(&self, manifests: &str) -> Result<ApplyReport, ControlError> {
         let loaded = load_str(manifests, None).map_err(|e| ControlError::Invalid(e.to_string()))?;
-        // Autoscaling settings are checked before anything changes, as the rest is.
-        let mut problems = Vec::new();
-        for service in &loaded.services {
-            if let Err(e) = scaling(
-                &service.servable.annotations,
-                &to_predictor_scaling(&service.servable, true),
-            )
-            .and_then(|s| s.resolve(&self.inner.autoscaler_config).map(|_| ()))
-            {
-                problems.push(format!("{}/{}: {e}", service.namespace, service.name));
-            }
-        }
+        // Every service is checked (autoscaling included) before anything changes.
+        let problems: Vec<String> = loaded
+            .services
+            .iter()
+            .filter_map(|service| {
+                reconcile::check(&service.object, &self.inner.context.autoscaler)
+                    .err()
+                    .map(|e| format!("{}/{}: {e}", service.namespace, service.name))
+            })
+            .collect();
         if !problems.is_empty() {
             return Err(ControlError::Invalid(problems.join("\n")));
         }
@@ -190,49 +172,33 @@ impl Controller {
         };
         let mut services = self.inner.services.lock();
         for service in loaded.services {
-            let key = (service.namespace.clone(), service.name.clone());
-            let hash = service.servable.spec_hash();
-            let mut object = service.object.clone();
+            let key = ServiceKey::new(&service.namespace, &service.name);
+            let mut object = service.object;
             object.status = None;
-            let record = services
-                .entry(key.clone())
-                .or_insert_with(|| ServiceRecord {
-                    object: object.clone(),
-                    revisions: Vec::new(),
-                    rollout: Default::default(),
-                    unschedulable: None,
-                });
-            let same_revision = record.revisions.last().is_some_and(|r| r.spec_hash == hash);
-            let action = if same_revision {
-                if record.object == object {
-                    ApplyAction::Unchanged
-                } else {
-                    ApplyAction::Configured
-                }
-            } else {
-                let generation = record.revisions.last().map_or(1, |r| r.generation + 1);
-                let revision = RevisionRecord::new(&service.name, generation, &service.servable);
-                record.rollout.latest_created = Some(revision.name.clone());
-                record.unschedulable = None;
-                record.revisions.push(revision);
-                ApplyAction::Created
-            };
+            let previous = services.get(&key);
+            let unchanged_object = previous.is_some_and(|r| r.object == object);
+            let mut record = previous
+                .cloned()
+                .unwrap_or_else(|| ServiceRecord::new(object.clone()));
             record.object = object;
-            for gone in record.collect_garbage() {
-                self.inner.forget_revision(&gone.key(&key.0));
-            }
-            let record = record.clone();
-            self.inner.sync(&record)?;
+            let reconciled = self.inner.reconcile(&key, &record)?;
+            let action = match (&reconciled.created, unchanged_object) {
+                (Some(_), _) => ApplyAction::Created,
+                (None, true) => ApplyAction::Unchanged,
+                (None, false) => ApplyAction::Configured,
+            };
             report.applied.push(Applied {
-                namespace: key.0,
-                name: key.1,
-                revision: record
+                namespace: key.namespace.clone(),
+                name: key.name.clone(),
+                revision: reconciled
+                    .record
                     .revisions
                     .last()
                     .map(|r| r.name.clone())
                     .unwrap_or_default(),
                 action,
             });
+            services.insert(key, reconciled.record);
         }
         self.inner.persist(&services)?;
         Ok(report)
@@ -240,25 +206,27 @@ impl Controller {
 
     /// Deletes a service, its revisions and their replicas.
     pub fn delete(&self, namespace: &str, name: &str) -> Result<(), ControlError> {
+        let key = ServiceKey::new(namespace, name);
         let mut services = self.inner.services.lock();
         let record = services
-            .remove(&(namespace.to_owned(), name.to_owned()))
-            .ok_or_else(|| ControlError::NotFound(format!("{namespace}/{name}")))?;
-        let _ = self.inner.table.remove_service(namespace, name);
-        for revision in &record.revisions {
-            self.inner.forget_revision(&revision.key(namespace));
-        }
+            .remove(&key)
+            .ok_or_else(|| ControlError::NotFound(key.to_string()))?;
+        self.inner.executed.lock().remove(&key);
+        self.inner
+            .backend
+            .execute(&key, &reconcile::teardown(&record))?;
         self.inner.persist(&services)?;
         Ok(())
     }
 
     /// One service with its status.
     pub fn get(&self, namespace: &str, name: &str) -> Result<InferenceService, ControlError> {
+        let key = ServiceKey::new(namespace, name);
         let services = self.inner.services.lock();
         let record = services
-            .get(&(namespace.to_owned(), name.to_owned()))
-            .ok_or_else(|| ControlError::NotFound(format!("{namespace}/{name}")))?;
-        Ok(self.inner.status_of(record))
+            .get(&key)
+            .ok_or_else(|| ControlError::NotFound(key.to_string()))?;
+        Ok(self.inner.status_of(&key, record))
     }
 
     /// Every service in `namespace` (all namespaces when `None`), with status.
@@ -266,8 +234,8 @@ impl Controller {
         let services = self.inner.services.lock();
         services
             .iter()
-            .filter(|((ns, _), _)| namespace.is_none_or(|n| n == ns))
-            .map(|(_, record)| self.inner.status_of(record))
+            .filter(|(key, _)| namespace.is_none_or(|n| n == key.namespace))
+            .map(|(key, record)| self.inner.status_of(key, record))
             .collect()
     }
 
@@ -278,19 +246,21 @@ impl Controller {
         name: &str,
         revision: Option<&str>,
     ) -> Result<Vec<String>, ControlError> {
+        let key = ServiceKey::new(namespace, name);
         let services = self.inner.services.lock();
         let record = services
-            .get(&(namespace.to_owned(), name.to_owned()))
-            .ok_or_else(|| ControlError::NotFound(format!("{namespace}/{name}")))?;
+            .get(&key)
+            .ok_or_else(|| ControlError::NotFound(key.to_string()))?;
         let revision = match revision {
-            Some(r) => record.revision(r).ok_or_else(|| {
-                ControlError::NotFound(format!("revision {r} of {namespace}/{name}"))
-            })?,
-            None => record.revisions.last().ok_or_else(|| {
-                ControlError::NotFound(format!("a revision of {namespace}/{name}"))
-            })?,
+            Some(r) => record
+                .revision(r)
+                .ok_or_else(|| ControlError::NotFound(format!("revision {r} of {key}")))?,
+            None => record
+                .revisions
+                .last()
+                .ok_or_else(|| ControlError::NotFound(format!("a revision of {key}")))?,
         };
-        Ok(self.inner.backend.logs(&revision.key(namespace)))
+        Ok(self.inner.backend.logs(namespace, &revision.name))
     }
 
     /// Sets the canary percent (`canaryTrafficPercent`) of the latest revision.
@@ -348,222 +318,90 @@ impl Controller {
         name: &str,
         change: impl FnOnce(&mut ServiceRecord) -> Result<(), ControlError>,
     ) -> Result<(), ControlError> {
+        let key = ServiceKey::new(namespace, name);
         let mut services = self.inner.services.lock();
-        let record = services
-            .get_mut(&(namespace.to_owned(), name.to_owned()))
-            .ok_or_else(|| ControlError::NotFound(format!("{namespace}/{name}")))?;
-        change(record)?;
-        let record = record.clone();
-        self.inner.sync(&record)?;
+        let mut record = services
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| ControlError::NotFound(key.to_string()))?;
+        change(&mut record)?;
+        let reconciled = self.inner.reconcile(&key, &record)?;
+        services.insert(key, reconciled.record);
         self.inner.persist(&services)
     }
 }
 
-fn to_predictor_scaling(
-    servable: &kiln_api::inference_service::ServableSpec,
-    routed: bool,
-) -> PredictorScaling {
-    PredictorScaling {
-        min_replicas: Some(if routed { servable.min_replicas } else { 0 }),
-        max_replicas: servable.max_replicas,
-        scale_target: servable.scale_target,
-        scale_metric: servable.scale_metric.map(|m| m.to_string()),
-        container_concurrency: Some(servable.container_concurrency),
-    }
-}
-
-fn scaling(
-    annotations: &BTreeMap<String, String>,
-    predictor: &PredictorScaling,
-) -> Result<RevisionScaling, kiln_autoscaler::ConfigError> {
-    RevisionScaling::from_annotations(annotations.iter().map(|(k, v)| (k.as_str(), v.as_str())))?
-        .with_predictor(predictor)
-}
-
 impl Inner {
-    /// Pushes one record to the backend, the autoscaler and the router.
-    fn sync(&self, record: &ServiceRecord) -> Result<(), ControlError> {
-        let namespace = record.namespace();
-        let servable = kiln_api::inference_service::validate(&record.object).map_err(|e| {
-            ControlError::Invalid(
-                e.iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )
-        })?;
-        let traffic = record.traffic();
-        let endpoints = self.endpoints.lock();
-        let mut spec = ServiceSpec::new(record.name()).namespace(namespace);
-        if let Some(timeout) = servable.timeout {
-            spec = spec.timeout(timeout);
-        }
-        for revision in &record.revisions {
-            let key = revision.key(namespace);
-            let target = traffic.iter().find(|t| t.revision_name == revision.name);
-            let percent = target.map_or(0, |t| t.percent);
-            let mut route = RevisionSpec::new(&revision.name, percent)
-                .container_concurrency(revision.container_concurrency)
-                .endpoints(endpoints.get(&key).into_iter().flatten().map(|e| e.http));
-            if let Some(tag) = target.and_then(|t| t.tag.clone()) {
-                route = route.tag(tag);
-            }
-            spec = spec.revision(route);
-            self.backend.define(revision.template(namespace));
-            let scaling = scaling(
-                &servable.annotations,
-                &to_predictor_scaling(&servable, percent > 0),
-            )
-            .map_err(|e| ControlError::Invalid(e.to_string()))?;
-            self.autoscaler
-                .upsert_revision(key, &scaling)
-                .map_err(|e| ControlError::Invalid(e.to_string()))?;
-        }
-        drop(endpoints);
-        self.table
-            .upsert_service(spec)
-            .map_err(|e| ControlError::Router(e.to_string()))
-    }
-
-    fn forget_revision(&self, key: &RevisionKey) {
-        self.backend.remove(key);
-        self.autoscaler.remove_revision(key);
-        self.endpoints.lock().remove(key);
-    }
-
-    fn persist(
+    /// Reconciles one service against what the backend observes and carries out the
+    /// actions, unless they are the ones last carried out.
+    fn reconcile(
         &self,
-        services: &BTreeMap<(String, String), ServiceRecord>,
-    ) -> Result<(), ControlError> {
+        key: &ServiceKey,
+        record: &ServiceRecord,
+    ) -> Result<Reconciled, ControlError> {
+        let observed = self.backend.observe(key, &record.revisions);
+        let reconciled = reconcile::reconcile(record, &observed, &self.context)
+            .map_err(|e| ControlError::Invalid(e.to_string()))?;
+        if let Some(revision) = &reconciled.created {
+            tracing::info!(service = %key, %revision, "revision created");
+        }
+        for revision in &reconciled.collected {
+            tracing::info!(service = %key, %revision, "revision garbage-collected");
+        }
+        let mut executed = self.executed.lock();
+        if executed.get(key) != Some(&reconciled.actions) {
+            self.backend.execute(key, &reconciled.actions)?;
+            executed.insert(key.clone(), reconciled.actions.clone());
+        }
+        Ok(reconciled)
+    }
+
+    /// Reconciles a queued key; persists when the record changed.
+    fn reconcile_queued(&self, key: &ServiceKey) -> Result<(), ControlError> {
+        let mut services = self.services.lock();
+        let Some(record) = services.get(key) else {
+            return Ok(()); // deleted meanwhile
+        };
+        let reconciled = self.reconcile(key, record)?;
+        let changed = reconciled.record.revisions != record.revisions
+            || reconciled.record.rollout != record.rollout
+            || reconciled.record.unschedulable != record.unschedulable;
+        if changed {
+            for revision in reconciled.record.revisions.iter().filter(|r| {
+                r.ready_once && record.revision(&r.name).is_some_and(|old| !old.ready_once)
+            }) {
+                tracing::info!(service = %key, revision = %revision.name, "revision ready");
+            }
+            services.insert(key.clone(), reconciled.record);
+            self.persist(&services)?;
+        }
+        Ok(())
+    }
+
+    fn persist(&self, services: &BTreeMap<ServiceKey, ServiceRecord>) -> Result<(), ControlError> {
         let persisted = Persisted {
             services: services.values().cloned().collect(),
         };
         Ok(self.store.save(&persisted)?)
     }
 
-    fn status_of(&self, record: &ServiceRecord) -> InferenceService {
-        let endpoints = self.endpoints.lock();
-        let replicas = record
-            .revisions
-            .iter()
-            .map(|r| {
-                let key = r.key(record.namespace());
-                let desired = self.backend.status(&key).map_or(0, |s| s.desired);
-                let ready = endpoints.get(&key).map_or(0, |e| e.len() as u32);
-                (r.name.clone(), ReplicaCounts { desired, ready })
-            })
-            .collect();
-        record.with_status(&self.domain, self.router_addr, &replicas)
-    }
-
-    fn record_for(&self, key: &RevisionKey) -> Option<(String, String)> {
-        let services = self.services.lock();
-        services
-            .iter()
-            .find(|((ns, _), r)| *ns == key.namespace && r.revision(&key.revision).is_some())
-            .map(|(k, _)| k.clone())
-    }
-
-    fn ready_count_changed(&self, key: &RevisionKey) {
-        let count = self.endpoints.lock().get(key).map_or(0, |e| e.len() as u32);
-        self.autoscaler.set_ready(key, count);
+    fn status_of(&self, key: &ServiceKey, record: &ServiceRecord) -> InferenceService {
+        let observed = self.backend.observe(key, &record.revisions);
+        record.with_status(
+            &self.context.domain,
+            self.context.address,
+            &observed.replica_counts(),
+        )
     }
 }
 
-/// Receives the local backend's events and turns them into routes and rollout progress.
-pub(crate) struct BackendEvents {
-    pub(crate) inner: std::sync::OnceLock<Weak<Inner>>,
-}
-
-impl BackendEvents {
-    fn inner(&self) -> Option<Arc<Inner>> {
-        self.inner.get().and_then(Weak::upgrade)
-    }
-}
-
-impl EndpointEvents for BackendEvents {
-    fn endpoint_ready(&self, revision: &RevisionKey, endpoint: Endpoint) {
-        let Some(inner) = self.inner() else { return };
-        inner
-            .endpoints
-            .lock()
-            .entry(revision.clone())
-            .or_default()
-            .push(endpoint);
-        if let Err(e) = inner.table.add_endpoint(revision, endpoint.http) {
-            tracing::warn!(%revision, error = %e, "router refused an endpoint");
-        }
-        inner.ready_count_changed(revision);
-        let Some(key) = inner.record_for(revision) else {
-            return;
-        };
-        let mut services = inner.services.lock();
-        let Some(record) = services.get_mut(&key) else {
-            return;
-        };
-        let first_time = record
-            .revisions
-            .iter_mut()
-            .find(|r| r.name == revision.revision)
-            .is_some_and(|r| !std::mem::replace(&mut r.ready_once, true));
-        if first_time {
-            let canary = record.canary_percent();
-            record.rollout.revision_ready(&revision.revision, canary);
-            if record.rollout.latest_created.as_deref() == Some(revision.revision.as_str()) {
-                record.unschedulable = None;
-            }
-            tracing::info!(%revision, "revision ready");
-            // A rollout may have left older revisions without traffic: collect beyond retention.
-            for gone in record.collect_garbage() {
-                inner.forget_revision(&gone.key(&key.0));
-            }
-            let snapshot = record.clone();
-            if let Err(e) = inner
-                .sync(&snapshot)
-                .and_then(|()| inner.persist(&services))
-            {
-                tracing::warn!(%revision, error = %e, "cannot publish a ready revision");
-            }
-        }
-    }
-
-    fn endpoint_draining(&self, revision: &RevisionKey, endpoint: &Endpoint) {
-        let Some(inner) = self.inner() else { return };
-        if let Some(list) = inner.endpoints.lock().get_mut(revision) {
-            list.retain(|e| e != endpoint);
-        }
-        match inner.table.drain_endpoint(revision, endpoint.http) {
-            Ok(drained) => drop(drained),
-            Err(e) => {
-                tracing::debug!(%revision, error = %e, "draining an endpoint the router does not know")
-            }
-        }
-        inner.ready_count_changed(revision);
-    }
-
-    fn endpoint_removed(&self, revision: &RevisionKey, endpoint: &Endpoint) {
-        let Some(inner) = self.inner() else { return };
-        let remaining: Vec<SocketAddr> = {
-            let mut endpoints = inner.endpoints.lock();
-            let list = endpoints.entry(revision.clone()).or_default();
-            list.retain(|e| e != endpoint);
-            list.iter().map(|e| e.http).collect()
-        };
-        let _ = inner.table.set_endpoints(revision, remaining);
-        inner.ready_count_changed(revision);
-    }
-
-    fn revision_unschedulable(&self, revision: &RevisionKey, reason: String) {
-        let Some(inner) = self.inner() else { return };
-        let Some(key) = inner.record_for(revision) else {
-            return;
-        };
-        let mut services = inner.services.lock();
-        if let Some(record) = services.get_mut(&key) {
-            tracing::warn!(%revision, %reason, "revision cannot run");
-            if record.rollout.latest_created.as_deref() == Some(revision.revision.as_str()) {
-                record.unschedulable = Some(reason);
-            }
+/// Reconciles queued keys until the controller is gone.
+async fn work(inner: std::sync::Weak<Inner>, mut keys: QueuedKeys) {
+    while let Some(key) = keys.next().await {
+        let Some(inner) = inner.upgrade() else { return };
+        inner.queue.taken(&key);
+        if let Err(e) = inner.reconcile_queued(&key) {
+            tracing::warn!(service = %key, error = %e, "reconcile failed");
         }
     }
 }

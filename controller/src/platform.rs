@@ -12,8 +12,11 @@ use kiln_router::{Router, RunningRouter};
 use tokio::task::JoinHandle;
 
 use crate::admin;
-use crate::controller::{BackendEvents, ControlError, Controller, Parts, Scaling};
+use crate::controller::{ControlError, Controller, Parts};
 use crate::local::{LocalBackend, LocalBackendConfig};
+use crate::local_serving::{LocalEvents, LocalServing, Scaling};
+use crate::queue::ReconcileQueue;
+use crate::reconcile::Context;
 use crate::store::Store;
 
 /// Settings of a platform.
@@ -84,9 +87,7 @@ impl Platform {
                 message: "listening beyond loopback needs a bearer token: set KILN_TOKEN".into(),
             });
         }
-        let events = Arc::new(BackendEvents {
-            inner: std::sync::OnceLock::new(),
-        });
+        let events = Arc::new(LocalEvents::default());
         let mut backend_config =
             LocalBackendConfig::new(&config.kiln_program, config.state_dir.join("models"));
         backend_config.log_dir = Some(config.state_dir.join("logs"));
@@ -113,16 +114,25 @@ impl Platform {
         let table = router.table();
         let router = router.start().await?;
 
-        let controller = Controller::start(Parts {
-            domain: config.domain.clone(),
-            router_addr: router.http_addr(),
-            autoscaler_config: config.autoscaler.clone(),
+        let (queue, keys) = ReconcileQueue::new();
+        let queue = Arc::new(queue);
+        let serving = Arc::new(LocalServing::new(
+            backend.clone(),
             table,
-            backend: backend.clone(),
-            autoscaler: autoscaler.clone(),
+            autoscaler.clone(),
+            queue.clone(),
+        ));
+        events.connect(&serving);
+        let controller = Controller::start(Parts {
+            context: Context {
+                domain: config.domain.clone(),
+                address: router.http_addr(),
+                autoscaler: config.autoscaler.clone(),
+            },
+            backend: serving,
             store: Store::open(&config.state_dir, "services.json").map_err(ControlError::from)?,
+            queue: (queue, keys),
         })?;
-        let _ = events.inner.set(controller.downgrade());
 
         let ticker = tokio::spawn(async move {
             let mut interval = tokio::time::interval(tick);

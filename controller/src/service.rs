@@ -32,6 +32,16 @@ pub struct ServiceRecord {
 }
 
 impl ServiceRecord {
+    /// A service just applied: no revision yet.
+    pub fn new(object: InferenceService) -> Self {
+        Self {
+            object,
+            revisions: Vec::new(),
+            rollout: Rollout::default(),
+            unschedulable: None,
+        }
+    }
+
     /// `metadata.namespace`.
     pub fn namespace(&self) -> &str {
         self.object.namespace()

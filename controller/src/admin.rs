@@ -45,7 +45,10 @@ struct AdminState {
 pub fn router(controller: Controller, token: Option<String>) -> Router {
     let state = AdminState { controller, token };
     Router::new()
-        .route("/v1/apply", post(apply))
+        .route(
+            "/v1/apply",
+            post(apply).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
         .route("/v1/inferenceservices", get(list))
         .route(
             "/v1/namespaces/{namespace}/inferenceservices/{name}",
@@ -93,7 +96,38 @@ fn error(e: ControlError) -> Response {
     (status, Json(ErrorBody::new(e.to_string()))).into_response()
 }
 
-async fn apply(State(state): State<AdminState>, body: String) -> Response {
+/// Largest manifest text an apply takes (10,000 services are about 3 MiB).
+pub const APPLY_BODY_LIMIT: usize = 256 << 20;
+
+async fn apply(State(state): State<AdminState>, body: axum::body::Body) -> Response {
+    let body = match axum::body::to_bytes(body, APPLY_BODY_LIMIT).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            let cause = e.into_inner();
+            let too_large =
+                kiln_api::error_chain::find_cause::<http_body_util::LengthLimitError>(&*cause)
+                    .is_some();
+            return if too_large {
+                (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    Json(ErrorBody::new(format!(
+                        "the manifests exceed the limit of {APPLY_BODY_LIMIT} bytes"
+                    ))),
+                )
+                    .into_response()
+            } else {
+                (
+                    StatusCode::BAD_REQUEST,
+                    Json(ErrorBody::new("cannot read the manifests")),
+                )
+                    .into_response()
+            };
+        }
+    };
+    let body = match String::from_utf8(body.into()) {
+        Ok(text) => text,
+        Err(_) => return error(ControlError::Invalid("the manifests are not UTF-8".into())),
+    };
     let controller = state.controller.clone();
     match tokio::task::spawn_blocking(move || controller.apply(&body)).await {
         Ok(Ok(report)) => Json(report).into_response(),

@@ -33,6 +33,9 @@ impl fmt::Display for ServiceKey {
     }
 }
 
+/// Actions for many services, each service's in order.
+pub type ActionBatch = [(ServiceKey, Vec<Action>)];
+
 /// A backend could not carry out an action.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
@@ -49,6 +52,15 @@ pub trait Backend: Send + Sync + 'static {
     /// Carries out `actions` for `service`, in order. Each action is idempotent: carrying
     /// out the same list twice leaves the same state.
     fn execute(&self, service: &ServiceKey, actions: &[Action]) -> Result<(), BackendError>;
+
+    /// Carries out the actions of many services at once (an apply of many, a restart), in
+    /// whatever order keeps each service's own order; a backend whose routes are one shared
+    /// table updates it once here rather than once per service.
+    fn execute_batch(&self, batch: &ActionBatch) -> Result<(), BackendError> {
+        batch
+            .iter()
+            .try_for_each(|(service, actions)| self.execute(service, actions))
+    }
 
     /// What the service's `revisions` are doing now.
     fn observe(&self, service: &ServiceKey, revisions: &[RevisionRecord]) -> Observed;

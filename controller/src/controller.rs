@@ -6,10 +6,16 @@
 //! at once (so the answer can name the revision it made); the backend's events only queue a
 //! service's key, and one worker reconciles each queued key. Records persist after every
 //! change, so a restart brings back the same services, revisions and traffic.
+//!
+//! The work grows with what changes, not with what exists: an apply (or a restart) of N
+//! services reconciles each once and hands the backend one batch, so the router's table is
+//! rebuilt once; and reads (`get`, `list`, `logs`) answer from the last published snapshot
+//! of the records, never waiting for an apply in progress.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use kiln_api::inference_service::{InferenceService, load_str};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -84,16 +90,30 @@ pub struct ApplyReport {
     pub warnings: Vec<String>,
 }
 
-#[derive(Default, Serialize, Deserialize)]
+/// The records as stored.
+#[derive(Default, Deserialize)]
 struct Persisted {
     services: Vec<ServiceRecord>,
 }
+
+/// [`Persisted`], written from borrowed records.
+#[derive(Serialize)]
+struct PersistedRef<'a> {
+    services: Vec<&'a ServiceRecord>,
+}
+
+/// The records, by service. Each record is shared between snapshots, so publishing a change
+/// copies pointers, not records.
+type Records = BTreeMap<ServiceKey, Arc<ServiceRecord>>;
 
 /// Shared state behind [`Controller`].
 struct Inner {
     context: Context,
     backend: Arc<dyn Backend>,
-    services: Mutex<BTreeMap<ServiceKey, ServiceRecord>>,
+    /// The records as last published: what reads answer from.
+    published: ArcSwap<Records>,
+    /// Held by every change, from reading the records to publishing the new ones.
+    changing: Mutex<()>,
     /// The actions last carried out per service: a reconcile that decides the same again
     /// has nothing to do.
     executed: Mutex<HashMap<ServiceKey, Vec<Action>>>,
@@ -129,22 +149,33 @@ impl Controller {
             inner: Arc::new(Inner {
                 context: parts.context,
                 backend: parts.backend,
-                services: Mutex::new(BTreeMap::new()),
+                published: ArcSwap::from_pointee(Records::new()),
+                changing: Mutex::new(()),
                 executed: Mutex::new(HashMap::new()),
                 store: parts.store,
                 queue,
             }),
         };
+        let restored = persisted.services.len();
         {
-            let mut services = controller.inner.services.lock();
+            let _changing = controller.inner.changing.lock();
+            let mut records = Records::new();
+            let mut planned = Vec::with_capacity(restored);
+            let mut changed = false;
             for record in persisted.services {
                 let key = ServiceKey::new(record.namespace(), record.name());
-                let reconciled = controller.inner.reconcile(&key, &record)?;
-                tracing::info!(service = %key, revisions = reconciled.record.revisions.len(), "restored");
-                services.insert(key, reconciled.record);
+                let reconciled = controller.inner.plan(&key, &record)?;
+                changed |= reconciled.record.revisions != record.revisions
+                    || reconciled.record.rollout != record.rollout;
+                records.insert(key.clone(), Arc::new(reconciled.record));
+                planned.push((key, reconciled.actions));
             }
-            controller.inner.persist(&services)?;
+            controller.inner.carry_out(planned)?;
+            // Written back only when the reconcile changed something (a spec of an older
+            // release hashing differently, say): a restart reads, it does not rewrite.
+            controller.inner.publish(records, changed)?;
         }
+        tracing::info!(services = restored, "restored");
         tokio::spawn(work(Arc::downgrade(&controller.inner), keys));
         Ok(controller)
     }
@@ -168,20 +199,22 @@ impl Controller {
         }
         let mut report = ApplyReport {
             warnings: loaded.warnings.iter().map(ToString::to_string).collect(),
-            ..Default::default()
+            applied: Vec::with_capacity(loaded.services.len()),
         };
-        let mut services = self.inner.services.lock();
+        let _changing = self.inner.changing.lock();
+        let mut records = Records::clone(&self.inner.published.load());
+        let mut planned = Vec::with_capacity(loaded.services.len());
         for service in loaded.services {
             let key = ServiceKey::new(&service.namespace, &service.name);
             let mut object = service.object;
             object.status = None;
-            let previous = services.get(&key);
+            let previous = records.get(&key);
             let unchanged_object = previous.is_some_and(|r| r.object == object);
             let mut record = previous
-                .cloned()
+                .map(|r| ServiceRecord::clone(r))
                 .unwrap_or_else(|| ServiceRecord::new(object.clone()));
             record.object = object;
-            let reconciled = self.inner.reconcile(&key, &record)?;
+            let reconciled = self.inner.plan(&key, &record)?;
             let action = match (&reconciled.created, unchanged_object) {
                 (Some(_), _) => ApplyAction::Created,
                 (None, true) => ApplyAction::Unchanged,
@@ -198,32 +231,34 @@ impl Controller {
                     .unwrap_or_default(),
                 action,
             });
-            services.insert(key, reconciled.record);
+            records.insert(key.clone(), Arc::new(reconciled.record));
+            planned.push((key, reconciled.actions));
         }
-        self.inner.persist(&services)?;
+        self.inner.carry_out(planned)?;
+        self.inner.publish(records, true)?;
         Ok(report)
     }
 
     /// Deletes a service, its revisions and their replicas.
     pub fn delete(&self, namespace: &str, name: &str) -> Result<(), ControlError> {
         let key = ServiceKey::new(namespace, name);
-        let mut services = self.inner.services.lock();
-        let record = services
+        let _changing = self.inner.changing.lock();
+        let mut records = Records::clone(&self.inner.published.load());
+        let record = records
             .remove(&key)
             .ok_or_else(|| ControlError::NotFound(key.to_string()))?;
         self.inner.executed.lock().remove(&key);
         self.inner
             .backend
             .execute(&key, &reconcile::teardown(&record))?;
-        self.inner.persist(&services)?;
-        Ok(())
+        self.inner.publish(records, true)
     }
 
     /// One service with its status.
     pub fn get(&self, namespace: &str, name: &str) -> Result<InferenceService, ControlError> {
         let key = ServiceKey::new(namespace, name);
-        let services = self.inner.services.lock();
-        let record = services
+        let records = self.inner.published.load();
+        let record = records
             .get(&key)
             .ok_or_else(|| ControlError::NotFound(key.to_string()))?;
         Ok(self.inner.status_of(&key, record))
@@ -231,8 +266,8 @@ impl Controller {
 
     /// Every service in `namespace` (all namespaces when `None`), with status.
     pub fn list(&self, namespace: Option<&str>) -> Vec<InferenceService> {
-        let services = self.inner.services.lock();
-        services
+        let records = self.inner.published.load();
+        records
             .iter()
             .filter(|(key, _)| namespace.is_none_or(|n| n == key.namespace))
             .map(|(key, record)| self.inner.status_of(key, record))
@@ -247,8 +282,8 @@ impl Controller {
         revision: Option<&str>,
     ) -> Result<Vec<String>, ControlError> {
         let key = ServiceKey::new(namespace, name);
-        let services = self.inner.services.lock();
-        let record = services
+        let records = self.inner.published.load();
+        let record = records
             .get(&key)
             .ok_or_else(|| ControlError::NotFound(key.to_string()))?;
         let revision = match revision {
@@ -262,7 +297,6 @@ impl Controller {
         };
         Ok(self.inner.backend.logs(namespace, &revision.name))
     }
-
     /// Sets the canary percent (`canaryTrafficPercent`) of the latest revision.
     pub fn canary(&self, namespace: &str, name: &str, percent: u32) -> Result<(), ControlError> {
         if percent > 100 {
@@ -319,26 +353,25 @@ impl Controller {
         change: impl FnOnce(&mut ServiceRecord) -> Result<(), ControlError>,
     ) -> Result<(), ControlError> {
         let key = ServiceKey::new(namespace, name);
-        let mut services = self.inner.services.lock();
-        let mut record = services
+        let _changing = self.inner.changing.lock();
+        let mut records = Records::clone(&self.inner.published.load());
+        let mut record = records
             .get(&key)
-            .cloned()
+            .map(|r| ServiceRecord::clone(r))
             .ok_or_else(|| ControlError::NotFound(key.to_string()))?;
         change(&mut record)?;
-        let reconciled = self.inner.reconcile(&key, &record)?;
-        services.insert(key, reconciled.record);
-        self.inner.persist(&services)
+        let reconciled = self.inner.plan(&key, &record)?;
+        self.inner
+            .carry_out(vec![(key.clone(), reconciled.actions)])?;
+        records.insert(key, Arc::new(reconciled.record));
+        self.inner.publish(records, true)
     }
 }
 
 impl Inner {
-    /// Reconciles one service against what the backend observes and carries out the
-    /// actions, unless they are the ones last carried out.
-    fn reconcile(
-        &self,
-        key: &ServiceKey,
-        record: &ServiceRecord,
-    ) -> Result<Reconciled, ControlError> {
+    /// Reconciles one service against what the backend observes: the new record and the
+    /// actions to carry out.
+    fn plan(&self, key: &ServiceKey, record: &ServiceRecord) -> Result<Reconciled, ControlError> {
         let observed = self.backend.observe(key, &record.revisions);
         let reconciled = reconcile::reconcile(record, &observed, &self.context)
             .map_err(|e| ControlError::Invalid(e.to_string()))?;
@@ -348,21 +381,46 @@ impl Inner {
         for revision in &reconciled.collected {
             tracing::info!(service = %key, %revision, "revision garbage-collected");
         }
-        let mut executed = self.executed.lock();
-        if executed.get(key) != Some(&reconciled.actions) {
-            self.backend.execute(key, &reconciled.actions)?;
-            executed.insert(key.clone(), reconciled.actions.clone());
-        }
         Ok(reconciled)
+    }
+
+    /// Hands the backend, in one batch, the actions that differ from those last carried out
+    /// for their service.
+    fn carry_out(&self, planned: Vec<(ServiceKey, Vec<Action>)>) -> Result<(), ControlError> {
+        let mut executed = self.executed.lock();
+        let batch: Vec<(ServiceKey, Vec<Action>)> = planned
+            .into_iter()
+            .filter(|(key, actions)| executed.get(key) != Some(actions))
+            .collect();
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.backend.execute_batch(&batch)?;
+        executed.extend(batch);
+        Ok(())
+    }
+
+    /// Publishes `records` to readers, persisting them first when `persist`.
+    fn publish(&self, records: Records, persist: bool) -> Result<(), ControlError> {
+        if persist {
+            let persisted = PersistedRef {
+                services: records.values().map(Arc::as_ref).collect(),
+            };
+            self.store.save(&persisted)?;
+        }
+        self.published.store(Arc::new(records));
+        Ok(())
     }
 
     /// Reconciles a queued key; persists when the record changed.
     fn reconcile_queued(&self, key: &ServiceKey) -> Result<(), ControlError> {
-        let mut services = self.services.lock();
-        let Some(record) = services.get(key) else {
+        let _changing = self.changing.lock();
+        let current = self.published.load();
+        let Some(record) = current.get(key) else {
             return Ok(()); // deleted meanwhile
         };
-        let reconciled = self.reconcile(key, record)?;
+        let reconciled = self.plan(key, record)?;
+        self.carry_out(vec![(key.clone(), reconciled.actions)])?;
         let changed = reconciled.record.revisions != record.revisions
             || reconciled.record.rollout != record.rollout
             || reconciled.record.unschedulable != record.unschedulable;
@@ -372,17 +430,11 @@ impl Inner {
             }) {
                 tracing::info!(service = %key, revision = %revision.name, "revision ready");
             }
-            services.insert(key.clone(), reconciled.record);
-            self.persist(&services)?;
+            let mut records = Records::clone(&current);
+            records.insert(key.clone(), Arc::new(reconciled.record));
+            self.publish(records, true)?;
         }
         Ok(())
-    }
-
-    fn persist(&self, services: &BTreeMap<ServiceKey, ServiceRecord>) -> Result<(), ControlError> {
-        let persisted = Persisted {
-            services: services.values().cloned().collect(),
-        };
-        Ok(self.store.save(&persisted)?)
     }
 
     fn status_of(&self, key: &ServiceKey, record: &ServiceRecord) -> InferenceService {
@@ -403,5 +455,140 @@ async fn work(inner: std::sync::Weak<Inner>, mut keys: QueuedKeys) {
         if let Err(e) = inner.reconcile_queued(&key) {
             tracing::warn!(service = %key, error = %e, "reconcile failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::ActionBatch;
+    use crate::reconcile::Observed;
+    use crate::revision::RevisionRecord;
+
+    /// A backend that records each batch it is asked to carry out and observes nothing
+    /// running.
+    #[derive(Default)]
+    struct Recording {
+        batches: Mutex<Vec<Batch>>,
+    }
+
+    type Batch = Vec<(ServiceKey, Vec<Action>)>;
+
+    impl Backend for Recording {
+        fn execute(&self, service: &ServiceKey, actions: &[Action]) -> Result<(), BackendError> {
+            self.execute_batch(&[(service.clone(), actions.to_vec())])
+        }
+
+        fn execute_batch(&self, batch: &ActionBatch) -> Result<(), BackendError> {
+            self.batches.lock().push(batch.to_vec());
+            Ok(())
+        }
+
+        fn observe(&self, _: &ServiceKey, _: &[RevisionRecord]) -> Observed {
+            Observed::default()
+        }
+
+        fn logs(&self, _: &str, _: &str) -> Vec<String> {
+            Vec::new()
+        }
+    }
+
+    fn manifests(count: usize, storage: &str) -> String {
+        (0..count)
+            .map(|i| {
+                format!(
+                    "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata:\n  \
+                     name: s{i}\nspec:\n  predictor:\n    model:\n      modelFormat: {{name: onnx}}\n      \
+                     storageUri: {storage}\n"
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("---\n")
+    }
+
+    fn start(dir: &std::path::Path, backend: Arc<Recording>) -> Controller {
+        Controller::start(Parts {
+            context: Context {
+                domain: "example.com".into(),
+                address: "127.0.0.1:8080".parse().unwrap(),
+                autoscaler: Default::default(),
+            },
+            backend,
+            store: Store::open(dir, "services.json").unwrap(),
+            queue: {
+                let (queue, keys) = ReconcileQueue::new();
+                (Arc::new(queue), keys)
+            },
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_apply_of_many_services_is_one_batch_and_a_repeat_does_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = Arc::new(Recording::default());
+        let controller = start(dir.path(), backend.clone());
+        let report = controller.apply(&manifests(50, "file:///a")).unwrap();
+        assert_eq!(report.applied.len(), 50);
+        assert!(
+            report
+                .applied
+                .iter()
+                .all(|a| a.action == ApplyAction::Created)
+        );
+        assert_eq!(
+            backend.batches.lock().len(),
+            1,
+            "one batch for the whole apply"
+        );
+        assert_eq!(backend.batches.lock()[0].len(), 50);
+
+        let again = controller.apply(&manifests(50, "file:///a")).unwrap();
+        assert!(
+            again
+                .applied
+                .iter()
+                .all(|a| a.action == ApplyAction::Unchanged)
+        );
+        assert_eq!(backend.batches.lock().len(), 1, "nothing new to carry out");
+
+        let changed = controller.apply(&manifests(1, "file:///b")).unwrap();
+        assert_eq!(changed.applied[0].action, ApplyAction::Created);
+        assert_eq!(changed.applied[0].revision, "s0-predictor-00002");
+        assert_eq!(backend.batches.lock().len(), 2);
+        assert_eq!(controller.list(None).len(), 50);
+    }
+
+    #[tokio::test]
+    async fn a_restart_brings_every_service_back_in_one_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = start(dir.path(), Arc::new(Recording::default()));
+        first.apply(&manifests(20, "file:///a")).unwrap();
+        drop(first);
+        let backend = Arc::new(Recording::default());
+        let restarted = start(dir.path(), backend.clone());
+        assert_eq!(restarted.list(None).len(), 20);
+        let batches = backend.batches.lock();
+        assert_eq!(batches.len(), 1);
+        assert_eq!(batches[0].len(), 20);
+    }
+
+    #[tokio::test]
+    async fn reads_answer_from_the_snapshot_while_a_change_is_in_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let controller = start(dir.path(), Arc::new(Recording::default()));
+        controller.apply(&manifests(3, "file:///a")).unwrap();
+        let changing = controller.inner.changing.lock();
+        let reader = controller.clone();
+        let (answered, answer) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let listed = reader.list(None).len();
+            let got = reader.get("default", "s1").is_ok();
+            let _ = answered.send((listed, got));
+        });
+        // A read that needed the change lock would never answer while it is held.
+        let read = answer.recv_timeout(std::time::Duration::from_secs(20));
+        drop(changing);
+        assert_eq!(read.expect("the read waited for the change"), (3, true));
     }
 }

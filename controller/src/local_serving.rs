@@ -15,8 +15,8 @@ use kiln_autoscaler::SharedAutoscaler;
 use kiln_router::{RevisionSpec, ServiceSpec, TableHandle};
 use parking_lot::Mutex;
 
-use crate::backend::{Backend, BackendError, ServiceKey};
-use crate::local::{Endpoint, EndpointEvents, LocalBackend};
+use crate::backend::{ActionBatch, Backend, BackendError, ServiceKey};
+use crate::local::{Drained, Endpoint, EndpointEvents, LocalBackend};
 use crate::queue::ReconcileQueue;
 use crate::reconcile::{Action, Observed, ObservedRevision, Route};
 use crate::revision::RevisionRecord;
@@ -76,6 +76,14 @@ impl LocalServing {
     }
 
     fn publish(&self, service: &ServiceKey, route: &Route) -> Result<(), BackendError> {
+        let spec = self.service_spec(service, route);
+        self.table
+            .upsert_service(spec)
+            .map_err(BackendError::Router)
+    }
+
+    /// The router's spec of a service's routes, with the endpoints ready now.
+    fn service_spec(&self, service: &ServiceKey, route: &Route) -> ServiceSpec {
         let live = self.live.lock();
         let mut spec = ServiceSpec::new(&service.name).namespace(&service.namespace);
         if let Some(timeout) = route.timeout {
@@ -92,10 +100,7 @@ impl LocalServing {
             }
             spec = spec.revision(revision);
         }
-        drop(live);
-        self.table
-            .upsert_service(spec)
-            .map_err(BackendError::Router)
+        spec
     }
 
     fn remove_revision(&self, key: &RevisionKey) {
@@ -138,6 +143,38 @@ impl Backend for LocalServing {
                 }
                 Action::Unpublish => {
                     let _ = self.table.remove_service(&service.namespace, &service.name);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Revisions first, then every service's routes in one table update, then removals:
+    /// an apply or a restart of many services rebuilds the router's table once.
+    fn execute_batch(&self, batch: &ActionBatch) -> Result<(), BackendError> {
+        let mut upserts = Vec::new();
+        let mut unpublished = Vec::new();
+        for (service, actions) in batch {
+            for action in actions {
+                match action {
+                    Action::EnsureRevision { revision, scaling } => {
+                        self.ensure_revision(service, revision, scaling)?;
+                    }
+                    Action::Publish(route) => upserts.push(self.service_spec(service, route)),
+                    Action::Unpublish => {
+                        unpublished.push((service.namespace.clone(), service.name.clone()));
+                    }
+                    Action::RemoveRevision { .. } => {}
+                }
+            }
+        }
+        self.table
+            .update_services(upserts, &unpublished)
+            .map_err(BackendError::Router)?;
+        for (service, actions) in batch {
+            for action in actions {
+                if let Action::RemoveRevision { revision } = action {
+                    self.remove_revision(&RevisionKey::new(&service.namespace, revision));
                 }
             }
         }
@@ -204,20 +241,24 @@ impl EndpointEvents for LocalEvents {
         serving.queue_owner(revision);
     }
 
-    fn endpoint_draining(&self, revision: &RevisionKey, endpoint: &Endpoint) {
+    /// The router stops picking the endpoint now; the answer completes once its in-flight
+    /// requests have finished, and only then does the backend send SIGTERM.
+    fn endpoint_draining(&self, revision: &RevisionKey, endpoint: &Endpoint) -> Drained {
         let Some(serving) = self.serving() else {
-            return;
+            return Box::pin(std::future::ready(()));
         };
         if let Some(list) = serving.live.lock().endpoints.get_mut(revision) {
             list.retain(|e| e != endpoint);
         }
-        match serving.table.drain_endpoint(revision, endpoint.http) {
-            Ok(drained) => drop(drained),
+        let drained: Drained = match serving.table.drain_endpoint(revision, endpoint.http) {
+            Ok(drained) => Box::pin(drained),
             Err(e) => {
-                tracing::debug!(%revision, error = %e, "draining an endpoint the router does not know")
+                tracing::debug!(%revision, error = %e, "draining an endpoint the router does not know");
+                Box::pin(std::future::ready(()))
             }
-        }
+        };
         serving.ready_count_changed(revision);
+        drained
     }
 
     fn endpoint_removed(&self, revision: &RevisionKey, endpoint: &Endpoint) {

@@ -272,6 +272,27 @@ impl TableHandle {
         })
     }
 
+    /// Adds or replaces every service of `upserts` and removes those of `removals`, in one
+    /// new snapshot: a change to many services costs one rebuild, not one each.
+    pub fn update_services(
+        &self,
+        upserts: Vec<ServiceSpec>,
+        removals: &[(String, String)],
+    ) -> Result<(), RouterError> {
+        if upserts.is_empty() && removals.is_empty() {
+            return Ok(());
+        }
+        self.update(|specs| {
+            for key in removals {
+                specs.remove(key);
+            }
+            for service in upserts {
+                specs.insert((service.namespace.clone(), service.name.clone()), service);
+            }
+            Ok(())
+        })
+    }
+
     /// Removes a service; returns whether it existed.
     pub fn remove_service(&self, namespace: &str, name: &str) -> Result<bool, RouterError> {
         let mut existed = false;

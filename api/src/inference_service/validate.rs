@@ -23,7 +23,7 @@
 //! `minReplicas` rolls a new revision and its cold start; Kiln applies them to the revision
 //! that is running.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::Path;
 use std::time::Duration;
@@ -241,13 +241,14 @@ pub fn load_path(path: &Path) -> Result<Loaded, ManifestErrors> {
 fn finish(collector: Collector) -> Result<Loaded, ManifestErrors> {
     let Collector { parsed, mut errors } = collector;
     let mut services: Vec<ValidatedService> = Vec::new();
+    // Where each (namespace, name) was first defined: one look-up per document, so that
+    // loading N services stays linear in N.
+    let mut defined: HashMap<(String, String), usize> = HashMap::new();
     for parsed in parsed.services {
         let document = parsed.document;
         let service = parsed.service;
-        if let Some(first) = services
-            .iter()
-            .find(|s| s.name == service.name() && s.namespace == service.namespace())
-        {
+        let key = (service.namespace().to_owned(), service.name().to_owned());
+        if let Some(first) = defined.get(&key).map(|&i| &services[i]) {
             errors.push(ManifestError {
                 document: document.clone(),
                 field: "metadata.name".into(),
@@ -259,14 +260,17 @@ fn finish(collector: Collector) -> Result<Loaded, ManifestErrors> {
             continue;
         }
         match validate(&service) {
-            Ok(servable) => services.push(ValidatedService {
-                document,
-                name: service.name().to_owned(),
-                namespace: service.namespace().to_owned(),
-                labels: service.labels().clone(),
-                servable,
-                object: service,
-            }),
+            Ok(servable) => {
+                defined.insert(key, services.len());
+                services.push(ValidatedService {
+                    document,
+                    name: service.name().to_owned(),
+                    namespace: service.namespace().to_owned(),
+                    labels: service.labels().clone(),
+                    servable,
+                    object: service,
+                });
+            }
             Err(problems) => errors.extend(problems.into_iter().map(|p| ManifestError {
                 document: document.clone(),
                 field: p.field,

@@ -4,15 +4,14 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use kiln_api::load::RevisionKey;
 
-/// Counts the requests still in flight on an endpoint (the router's view). Used to drain:
-/// after `endpoint_draining`, the backend waits until this returns 0 (or `drain_timeout`
-/// passes) before it sends SIGTERM.
-pub type InFlightProbe = Arc<dyn Fn(&RevisionKey, &Endpoint) -> usize + Send + Sync>;
+/// The router's drain of one endpoint, as [`EndpointEvents::endpoint_draining`] answers it:
+/// completes once nothing new is sent to the endpoint and its in-flight requests have
+/// finished. The backend sends SIGTERM only then.
+pub type Drained = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>;
 
 /// Settings of the local backend.
 #[derive(Clone)]
@@ -30,11 +29,8 @@ pub struct LocalBackendConfig {
     /// How long a stopping replica gets between SIGTERM and SIGKILL; also the longest the
     /// backend waits for in-flight requests to reach 0 before SIGTERM.
     pub drain_timeout: Duration,
-    /// Without an [`InFlightProbe`]: how long a draining endpoint stays up after
-    /// `endpoint_draining` so that the router stops picking it, before SIGTERM.
+    /// How long a replica stopped without a drain (not ready yet) waits before SIGTERM.
     pub drain_grace: Duration,
-    /// Optional drain hand-shake with the router (see [`InFlightProbe`]).
-    pub in_flight: Option<InFlightProbe>,
     /// A replica that has not printed its ready line within this time is killed and counts
     /// as a failed start.
     pub ready_timeout: Duration,
@@ -66,7 +62,6 @@ impl LocalBackendConfig {
             log_dir: None,
             drain_timeout: Duration::from_secs(30),
             drain_grace: Duration::from_millis(100),
-            in_flight: None,
             ready_timeout: Duration::from_secs(300),
             restart_backoff_min: Duration::from_secs(1),
             restart_backoff_max: Duration::from_secs(60),
@@ -117,7 +112,6 @@ impl fmt::Debug for LocalBackendConfig {
             .field("log_dir", &self.log_dir)
             .field("drain_timeout", &self.drain_timeout)
             .field("drain_grace", &self.drain_grace)
-            .field("in_flight", &self.in_flight.as_ref().map(|_| "probe"))
             .field("ready_timeout", &self.ready_timeout)
             .field("restart_backoff_min", &self.restart_backoff_min)
             .field("restart_backoff_max", &self.restart_backoff_max)
@@ -190,8 +184,9 @@ pub struct ReplicaStatus {
 pub trait EndpointEvents: Send + Sync + 'static {
     /// A replica printed its ready line: route to it.
     fn endpoint_ready(&self, revision: &RevisionKey, endpoint: Endpoint);
-    /// A replica is about to be stopped: stop routing new requests to it.
-    fn endpoint_draining(&self, revision: &RevisionKey, endpoint: &Endpoint);
+    /// A replica is about to be stopped: stop routing new requests to it, and answer the
+    /// drain that completes once its in-flight requests have finished.
+    fn endpoint_draining(&self, revision: &RevisionKey, endpoint: &Endpoint) -> Drained;
     /// A replica is gone (crashed, or drained and stopped).
     fn endpoint_removed(&self, revision: &RevisionKey, endpoint: &Endpoint);
     /// The revision cannot run as asked: not enough GPUs, or replicas keep failing to start.

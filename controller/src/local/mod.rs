@@ -36,10 +36,12 @@
 //! 3. Its stderr goes into a bounded ring per revision ([`LocalBackend::logs`], each line
 //!    prefixed with `[pid]`) and, with `log_dir`, into `<log_dir>/<namespace>/<revision>.log`.
 //! 4. Scale-down picks replicas not ready yet first, then the newest; a ready one gets
-//!    [`EndpointEvents::endpoint_draining`], then the backend waits until the router's
-//!    [`InFlightProbe`] says 0 (or `drain_timeout` passes; without a probe it waits
-//!    `drain_grace`), sends SIGTERM to the process group, SIGKILL after `drain_timeout`, and
-//!    calls [`EndpointEvents::endpoint_removed`] once the process is reaped.
+//!    [`EndpointEvents::endpoint_draining`], whose answer is the router's drain: it completes
+//!    once the router sends the endpoint nothing new and its in-flight requests have finished.
+//!    The backend waits for it (at most `drain_timeout`), then sends SIGTERM to the process
+//!    group, SIGKILL after `drain_timeout`, and calls [`EndpointEvents::endpoint_removed`]
+//!    once the process is reaped. A stop without a drain (a replica not ready yet, the
+//!    backend shutting down) waits `drain_grace` instead.
 //! 5. A replica that exits unasked gets `endpoint_removed` at once (if it was ready) and is
 //!    replaced after an exponential back-off (`restart_backoff_min` doubling up to
 //!    `restart_backoff_max`; reset when the crashed replica had been ready for
@@ -89,7 +91,7 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 pub use config::{
-    Endpoint, EndpointEvents, InFlightProbe, LocalBackendConfig, ReplicaStatus, ReplicaTemplate,
+    Drained, Endpoint, EndpointEvents, LocalBackendConfig, ReplicaStatus, ReplicaTemplate,
     detect_gpus,
 };
 use revision::{Command, RevisionHandle, Shared};

@@ -15,11 +15,10 @@ use tokio::process::{Child, ChildStderr};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 
-use super::config::{Endpoint, LocalBackendConfig};
+use super::config::{Drained, Endpoint, LocalBackendConfig};
 use super::logs::LogRing;
 
 /// How often the in-flight probe is asked while draining.
-const PROBE_INTERVAL: Duration = Duration::from_millis(20);
 /// How long the last stderr lines may take to arrive after the process exited.
 const STDERR_LINGER: Duration = Duration::from_millis(250);
 
@@ -96,7 +95,11 @@ enum Started {
 }
 
 /// Supervises `child` until it exits; `stop` (sent or dropped) asks it to stop.
-pub(crate) async fn supervise(mut child: Child, ctx: ReplicaCtx, mut stop: oneshot::Receiver<()>) {
+pub(crate) async fn supervise(
+    mut child: Child,
+    ctx: ReplicaCtx,
+    mut stop: oneshot::Receiver<Option<Drained>>,
+) {
     let pid = child.id().unwrap_or_default();
     let stderr = child
         .stderr
@@ -165,8 +168,14 @@ pub(crate) async fn supervise(mut child: Child, ctx: ReplicaCtx, mut stop: onesh
             });
             tokio::select! {
                 biased;
-                _ = &mut stop => {
-                    stop_gracefully(&mut child, &ctx, Some(&endpoint)).await;
+                asked = &mut stop => {
+                    // Without the router's drain (the revision is going away), the grace.
+                    let grace = ctx.config.drain_grace;
+                    let drained = asked
+                        .ok()
+                        .flatten()
+                        .unwrap_or_else(|| Box::pin(sleep(grace)));
+                    stop_gracefully(&mut child, &ctx, Some(drained)).await;
                     (true, "stopped".to_owned())
                 }
                 status = child.wait() => (false, format!(
@@ -224,25 +233,17 @@ fn describe(status: std::io::Result<ExitStatus>) -> String {
     }
 }
 
-/// Drain (wait for in-flight requests, or the grace period), SIGTERM, SIGKILL after
-/// `drain_timeout`; returns once the child is reaped.
-async fn stop_gracefully(child: &mut Child, ctx: &ReplicaCtx, endpoint: Option<&Endpoint>) {
+/// Waits for `drained` (the router's drain: its in-flight requests finished; at most
+/// `drain_timeout`), then SIGTERM, SIGKILL after `drain_timeout`; returns once the child is
+/// reaped. A replica that was never routed to has no drain and gets SIGTERM at once.
+async fn stop_gracefully(child: &mut Child, ctx: &ReplicaCtx, drained: Option<Drained>) {
     let pid = child.id().unwrap_or_default();
     let config = &ctx.config;
-    if let Some(endpoint) = endpoint {
-        let drained = async {
-            match &config.in_flight {
-                Some(probe) => {
-                    let deadline = Instant::now() + config.drain_timeout;
-                    while probe(&ctx.revision, endpoint) > 0 && Instant::now() < deadline {
-                        sleep(PROBE_INTERVAL).await;
-                    }
-                }
-                None => sleep(config.drain_grace).await,
-            }
-        };
+    if let Some(drained) = drained {
         tokio::select! {
-            _ = drained => {}
+            finished = timeout(config.drain_timeout, drained) => if finished.is_err() {
+                tracing::warn!(revision = %ctx.revision, pid, "requests still in flight after the drain timeout");
+            },
             _ = child.wait() => return,
         }
     }

@@ -10,7 +10,9 @@ use tokio::time::{Instant, sleep_until};
 
 use super::Inner;
 use super::backoff;
-use super::config::{Endpoint, EndpointEvents, LocalBackendConfig, ReplicaStatus, ReplicaTemplate};
+use super::config::{
+    Drained, Endpoint, EndpointEvents, LocalBackendConfig, ReplicaStatus, ReplicaTemplate,
+};
 use super::gpus::GpuPool;
 use super::logs::LogRing;
 use super::replica::{self, ReplicaCtx, ReplicaEvent};
@@ -108,7 +110,7 @@ struct Replica {
     started: Instant,
     phase: Phase,
     gpus: Vec<String>,
-    stop: Option<oneshot::Sender<()>>,
+    stop: Option<oneshot::Sender<Option<Drained>>>,
 }
 
 struct Actor {
@@ -302,12 +304,12 @@ impl Actor {
         tracing::info!(revision = %self.key, pid = victim.pid, "stopping a replica");
         victim.phase = Phase::Draining { endpoint };
         let stop = victim.stop.take();
-        if let Some(endpoint) = &endpoint {
+        let drained = endpoint.as_ref().map(|endpoint| {
             self.publish_status();
-            self.shared.events.endpoint_draining(&self.key, endpoint);
-        }
+            self.shared.events.endpoint_draining(&self.key, endpoint)
+        });
         if let Some(stop) = stop {
-            let _ = stop.send(());
+            let _ = stop.send(drained);
         }
     }
 

@@ -2,8 +2,6 @@
 
 use crate::support;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use support::{Event, Harness, TEST_LIMIT, alive, gone, http_get, revision, template};
@@ -57,7 +55,7 @@ async fn scale_from_zero_to_two_publishes_two_endpoints_that_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scale_down_drains_the_newest_replica_then_stops_it() {
     timeout(TEST_LIMIT, async {
-        let mut h = Harness::new(|c| c.drain_grace = Duration::from_millis(200));
+        let mut h = Harness::new(|_| {});
         let rev = revision("mlp-00001");
         h.backend
             .define(template("mlp-00001", &[("FAKE_EXIT_DELAY_MS", "300")]));
@@ -66,15 +64,20 @@ async fn scale_down_drains_the_newest_replica_then_stops_it() {
         h.backend.scale(&rev, 2);
         let second = h.ready(1).await[0];
 
+        h.drain_gate.send_replace(false);
         h.backend.scale(&rev, 1);
-        let (drain_at, draining) = h.next_timed(Duration::from_secs(5)).await;
-        assert_eq!(draining, Event::Draining(rev.clone(), second));
-        // While the router is given time to stop picking it, it still serves.
+        assert_eq!(
+            h.next(Duration::from_secs(5)).await,
+            Event::Draining(rev.clone(), second)
+        );
+        // While the router drains it, it still serves what is in flight.
         assert_eq!(http_get(second.http, "/v2/health/ready").await.0, 200);
+        let drained_at = Instant::now();
+        h.drain_gate.send_replace(true);
         let (removed_at, removed) = h.next_timed(Duration::from_secs(5)).await;
         assert_eq!(removed, Event::Removed(rev.clone(), second));
-        // Grace (200 ms) plus the replica's own exit delay (300 ms).
-        assert!(removed_at - drain_at >= Duration::from_millis(450));
+        // SIGTERM came after the drain: the replica's own exit delay (300 ms) follows it.
+        assert!(removed_at - drained_at >= Duration::from_millis(290));
         assert!(!alive(second.pid));
         assert!(alive(first.pid));
         assert_eq!(http_get(first.http, "/v2/health/ready").await.0, 200);
@@ -88,26 +91,24 @@ async fn scale_down_drains_the_newest_replica_then_stops_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scale_down_waits_for_in_flight_requests_before_sigterm() {
+async fn scale_down_waits_for_the_routers_drain_before_sigterm() {
     timeout(TEST_LIMIT, async {
-        let in_flight = Arc::new(AtomicUsize::new(1));
-        let probe = in_flight.clone();
-        let mut h = Harness::new(move |c| {
-            c.drain_timeout = Duration::from_secs(5);
-            c.in_flight = Some(Arc::new(move |_, _| probe.load(Ordering::SeqCst)));
-        });
+        let mut h = Harness::new(|c| c.drain_timeout = Duration::from_secs(5));
         let rev = revision("mlp-00001");
         h.backend.define(template("mlp-00001", &[]));
         h.backend.scale(&rev, 1);
         let endpoint = h.ready(1).await[0];
+        // As if a request were still in flight on the endpoint: the drain does not complete.
+        h.drain_gate.send_replace(false);
         h.backend.scale(&rev, 0);
         assert_eq!(
             h.next(Duration::from_secs(5)).await,
             Event::Draining(rev.clone(), endpoint)
         );
+        // Well past drain_grace (50 ms): without the hand-shake it would have been stopped.
         h.quiet(Duration::from_millis(500)).await;
         assert!(alive(endpoint.pid), "stopped with a request in flight");
-        in_flight.store(0, Ordering::SeqCst);
+        h.drain_gate.send_replace(true);
         assert_eq!(
             h.next(Duration::from_secs(3)).await,
             Event::Removed(rev.clone(), endpoint)

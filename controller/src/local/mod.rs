@@ -44,9 +44,11 @@
 //!    backend shutting down) waits `drain_grace` instead.
 //! 5. A replica that exits unasked gets `endpoint_removed` at once (if it was ready) and is
 //!    replaced after an exponential back-off (`restart_backoff_min` doubling up to
-//!    `restart_backoff_max`; reset when the crashed replica had been ready for
-//!    `restart_backoff_reset`). After `max_start_failures` consecutive replicas that never
-//!    became ready, [`EndpointEvents::revision_unschedulable`] carries the last stderr line;
+//!    `restart_backoff_max`), counted per replica slot as Kubernetes counts CrashLoopBackOff
+//!    per pod: a replacement inherits its slot's count, which resets once a process in it
+//!    has been ready for `restart_backoff_reset`. After `max_start_failures` consecutive
+//!    replicas that never became ready, [`EndpointEvents::revision_unschedulable`] carries
+//!    the last stderr line;
 //!    the backend keeps retrying at the largest back-off.
 //!
 //! # GPUs
@@ -80,6 +82,7 @@ mod gpus;
 mod logs;
 mod replica;
 mod revision;
+mod slots;
 mod spawner;
 
 use std::collections::HashMap;

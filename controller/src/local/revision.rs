@@ -9,13 +9,13 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep_until};
 
 use super::Inner;
-use super::backoff;
 use super::config::{
     Drained, Endpoint, EndpointEvents, LocalBackendConfig, ReplicaStatus, ReplicaTemplate,
 };
 use super::gpus::GpuPool;
 use super::logs::LogRing;
 use super::replica::{self, ReplicaCtx, ReplicaEvent};
+use super::slots::{Backoff, Slots};
 use super::spawner::Spawner;
 
 /// What the backend asks of a revision.
@@ -74,7 +74,7 @@ pub(crate) fn start(
         shutdown_waiters: Vec::new(),
         replicas: Vec::new(),
         next_id: 0,
-        crashes: 0,
+        slots: Slots::default(),
         start_failures: 0,
         restarts: 0,
         next_start: None,
@@ -106,6 +106,8 @@ enum Phase {
 
 struct Replica {
     id: u64,
+    /// Its slot, for the crash back-off.
+    slot: usize,
     pid: u32,
     started: Instant,
     phase: Phase,
@@ -133,12 +135,12 @@ struct Actor {
     shutdown_waiters: Vec<oneshot::Sender<()>>,
     replicas: Vec<Replica>,
     next_id: u64,
-    /// Consecutive crashes (of any kind), for the back-off.
-    crashes: u32,
+    /// Crash back-off, per replica slot.
+    slots: Slots,
     /// Consecutive replicas that never became ready.
     start_failures: u32,
     restarts: u32,
-    /// No replica starts before this (back-off after a crash).
+    /// When the next free slot's back-off ends (the actor wakes then to start a replica).
     next_start: Option<Instant>,
     waiting_for_gpus: bool,
     last_error: Option<String>,
@@ -265,11 +267,21 @@ impl Actor {
             self.last_error = Some("no replica template defined".to_owned());
             return;
         };
-        if self.next_start.is_some_and(|at| Instant::now() < at) {
-            return;
-        }
         self.next_start = None;
         for _ in live..target {
+            let occupied: Vec<usize> = self
+                .replicas
+                .iter()
+                .filter(|r| !matches!(r.phase, Phase::Draining { .. }))
+                .map(|r| r.slot)
+                .collect();
+            let slot = match self.slots.free(&occupied, target as usize, Instant::now()) {
+                Ok(slot) => slot,
+                Err(backing_off_until) => {
+                    self.next_start = backing_off_until;
+                    return;
+                }
+            };
             let gpus = match self.shared.gpus.take(template.gpus_per_replica) {
                 Ok(gpus) => gpus,
                 Err(short) => {
@@ -278,12 +290,12 @@ impl Actor {
                     return;
                 }
             };
-            if let Err(err) = self.start_one(&template, gpus).await {
+            if let Err(err) = self.start_one(&template, gpus, slot).await {
                 let error = format!(
                     "cannot start {}: {err}",
                     self.shared.config.program.display()
                 );
-                self.crashed(None, error.clone(), Some(error));
+                self.crashed(slot, None, error.clone(), Some(error));
                 return;
             }
         }
@@ -317,6 +329,7 @@ impl Actor {
         &mut self,
         template: &ReplicaTemplate,
         gpus: Vec<String>,
+        slot: usize,
     ) -> std::io::Result<()> {
         let config = &self.shared.config;
         let mut command = std::process::Command::new(&config.program);
@@ -356,6 +369,7 @@ impl Actor {
         let (stop, stop_rx) = oneshot::channel();
         self.replicas.push(Replica {
             id,
+            slot,
             pid,
             started: Instant::now(),
             phase: Phase::Starting,
@@ -422,37 +436,44 @@ impl Actor {
                         Some(line) => format!("replica {}: {error}: {line}", replica.pid),
                         None => format!("replica {}: {error}", replica.pid),
                     };
-                    self.crashed(Some(replica.phase), error, last_line);
+                    self.crashed(replica.slot, Some(replica.phase), error, last_line);
                 }
             }
         }
     }
 
-    /// Counts a crash (`phase`: what the replica was; `None`: it could not be spawned) and
-    /// sets the back-off before the next start.
-    fn crashed(&mut self, phase: Option<Phase>, error: String, last_line: Option<String>) {
-        tracing::warn!(revision = %self.key, error, "replica failed");
+    /// Counts a crash of the replica in `slot` (`phase`: what it was; `None`: it could not
+    /// be spawned) and sets that slot's back-off before its next start.
+    fn crashed(
+        &mut self,
+        slot: usize,
+        phase: Option<Phase>,
+        error: String,
+        last_line: Option<String>,
+    ) {
+        tracing::warn!(revision = %self.key, slot, error, "replica failed");
         self.last_error = Some(error.clone());
         let config = &self.shared.config;
-        match phase {
-            Some(Phase::Ready { since, .. }) => {
-                if since.elapsed() >= config.restart_backoff_reset {
-                    self.crashes = 0;
-                }
+        let up_for = match phase {
+            Some(Phase::Ready { since, .. }) => Some(since.elapsed()),
+            _ => {
+                self.start_failures += 1;
+                None
             }
-            _ => self.start_failures += 1,
-        }
-        self.crashes += 1;
-        let delay = if self.start_failures >= config.max_start_failures {
-            config.restart_backoff_max
-        } else {
-            backoff::delay(
-                self.crashes,
-                config.restart_backoff_min,
-                config.restart_backoff_max,
-            )
         };
-        self.next_start = Some(Instant::now() + delay);
+        let backoff = Backoff {
+            min: config.restart_backoff_min,
+            max: config.restart_backoff_max,
+            reset: config.restart_backoff_reset,
+        };
+        let at_max = self.start_failures >= config.max_start_failures;
+        let now = Instant::now();
+        let delay = self.slots.crashed(slot, up_for, at_max, backoff, now);
+        // Wake when the slot may start again (a reconcile recomputes this from every slot).
+        self.next_start = Some(
+            self.next_start
+                .map_or(now + delay, |at| at.min(now + delay)),
+        );
         if self.start_failures >= config.max_start_failures {
             let reason = last_line.unwrap_or(error);
             self.unschedulable(format!("replicas keep failing to start: {reason}"));

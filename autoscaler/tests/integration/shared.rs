@@ -190,3 +190,50 @@ fn the_handle_serves_as_the_routers_load_sink_and_activation() {
     activation.poke(&f.key);
     assert_eq!(f.scaled.take(), vec![], "one replica already asked for");
 }
+
+#[test]
+fn a_scale_down_undone_within_a_tick_never_reaches_the_scaler() {
+    let f = Fixture::new();
+    let scaling = |max: u32| RevisionScaling {
+        initial_scale: Some(2),
+        max_scale: Some(max),
+        ..Default::default()
+    };
+    f.shared
+        .upsert_revision(f.key.clone(), &scaling(3))
+        .unwrap();
+    f.shared.set_ready(&f.key, 2);
+    assert_eq!(f.scaled.take(), vec![(f.key.to_string(), 2)]);
+
+    // A decision for 1, then at once one for 2 again: the backend hears of neither.
+    f.shared
+        .upsert_revision(f.key.clone(), &scaling(1))
+        .unwrap();
+    f.shared
+        .upsert_revision(f.key.clone(), &scaling(3))
+        .unwrap();
+    assert_eq!(f.scaled.take(), vec![], "the scale-down was coalesced away");
+
+    // A scale-down that holds for a whole tick is sent.
+    f.shared
+        .upsert_revision(f.key.clone(), &scaling(1))
+        .unwrap();
+    f.at(2).shared.tick();
+    assert_eq!(f.scaled.take(), vec![], "not a whole tick yet");
+    f.at(4).shared.tick();
+    assert_eq!(f.scaled.take(), vec![(f.key.to_string(), 1)]);
+
+    // A scale-up is never held.
+    f.shared
+        .upsert_revision(f.key.clone(), &scaling(3))
+        .unwrap();
+    f.shared.set_ready(&f.key, 1);
+    f.shared.poke(&f.key);
+    f.shared.record(LoadSample {
+        revision: f.key.clone(),
+        at: Duration::from_secs(5),
+        average_concurrency: 1000.0,
+        requests_per_second: 0.0,
+    });
+    assert_eq!(f.scaled.take(), vec![(f.key.to_string(), 3)]);
+}

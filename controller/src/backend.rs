@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use kiln_api::inference_service::ServableSpec;
+
 use crate::reconcile::{Action, Observed};
 use crate::revision::RevisionRecord;
 
@@ -67,4 +69,12 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Recent log lines of one revision's replicas, oldest first.
     fn logs(&self, namespace: &str, revision: &str) -> Vec<String>;
+
+    /// Whether this backend could ever run `servable` (an apply refuses it otherwise, with
+    /// the message, naming the field and the limit). A cluster takes whatever it is given;
+    /// one machine has a capacity.
+    fn check_fits(&self, servable: &ServableSpec) -> Result<(), String> {
+        let _ = servable;
+        Ok(())
+    }
 }

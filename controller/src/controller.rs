@@ -190,6 +190,8 @@ impl Controller {
             .iter()
             .filter_map(|service| {
                 reconcile::check(&service.object, &self.inner.context.autoscaler)
+                    .map_err(|e| e.to_string())
+                    .and_then(|servable| self.inner.backend.check_fits(&servable))
                     .err()
                     .map(|e| format!("{}/{}: {e}", service.namespace, service.name))
             })

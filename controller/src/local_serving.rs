@@ -16,10 +16,13 @@ use kiln_router::{RevisionSpec, ServiceSpec, TableHandle};
 use parking_lot::Mutex;
 
 use crate::backend::{ActionBatch, Backend, BackendError, ServiceKey};
-use crate::local::{Drained, Endpoint, EndpointEvents, LocalBackend};
+use crate::local::{
+    Capacity, Drained, Endpoint, EndpointEvents, LocalBackend, Share, Unschedulable, never_fits,
+};
 use crate::queue::ReconcileQueue;
-use crate::reconcile::{Action, Observed, ObservedRevision, Route};
-use crate::revision::RevisionRecord;
+use crate::reconcile::{Action, Observed, ObservedRevision, Route, Waiting};
+use crate::revision::{RevisionRecord, requested};
+use kiln_api::inference_service::ServableSpec;
 
 /// The autoscaler as `kiln up` runs it: deciding for the local backend, on the router's
 /// clock.
@@ -32,6 +35,7 @@ pub struct LocalServing {
     table: TableHandle,
     autoscaler: Arc<Scaling>,
     queue: Arc<ReconcileQueue>,
+    capacity: Capacity,
     live: Mutex<Live>,
 }
 
@@ -39,7 +43,7 @@ pub struct LocalServing {
 #[derive(Default)]
 struct Live {
     endpoints: HashMap<RevisionKey, Vec<Endpoint>>,
-    unschedulable: HashMap<RevisionKey, String>,
+    unschedulable: HashMap<RevisionKey, Waiting>,
     owners: HashMap<RevisionKey, ServiceKey>,
 }
 
@@ -50,12 +54,14 @@ impl LocalServing {
         table: TableHandle,
         autoscaler: Arc<Scaling>,
         queue: Arc<ReconcileQueue>,
+        capacity: Capacity,
     ) -> Self {
         Self {
             backend,
             table,
             autoscaler,
             queue,
+            capacity,
             live: Mutex::new(Live::default()),
         }
     }
@@ -201,6 +207,19 @@ impl Backend for LocalServing {
     fn logs(&self, namespace: &str, revision: &str) -> Vec<String> {
         self.backend.logs(&RevisionKey::new(namespace, revision))
     }
+
+    /// A service whose `minReplicas` replicas cannot fit `kiln up`'s capacity even on an
+    /// empty machine is refused at apply.
+    fn check_fits(&self, servable: &ServableSpec) -> Result<(), String> {
+        let share = Share {
+            cpu_millis: requested(servable, "cpu", kiln_api::quantity::cpu_millis),
+            memory_bytes: requested(servable, "memory", kiln_api::quantity::bytes),
+        };
+        match never_fits(&self.capacity, servable.min_replicas, share) {
+            Some(why) => Err(why),
+            None => Ok(()),
+        }
+    }
 }
 
 /// The local backend's events, handed to [`LocalServing`] once it exists (the backend is
@@ -278,16 +297,19 @@ impl EndpointEvents for LocalEvents {
         serving.ready_count_changed(revision);
     }
 
-    fn revision_unschedulable(&self, revision: &RevisionKey, reason: String) {
+    fn revision_unschedulable(&self, revision: &RevisionKey, why: Unschedulable) {
         let Some(serving) = self.serving() else {
             return;
         };
-        tracing::warn!(%revision, %reason, "revision cannot run");
+        let waiting = Waiting {
+            reason: why.reason.to_owned(),
+            message: why.message,
+        };
         serving
             .live
             .lock()
             .unschedulable
-            .insert(revision.clone(), reason);
+            .insert(revision.clone(), waiting);
         serving.queue_owner(revision);
     }
 }

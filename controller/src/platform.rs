@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::admin;
 use crate::controller::{ControlError, Controller, Parts};
+use crate::local::Capacity;
 use crate::local::{LocalBackend, LocalBackendConfig};
 use crate::local_serving::{LocalEvents, LocalServing, Scaling};
 use crate::queue::ReconcileQueue;
@@ -42,6 +43,8 @@ pub struct PlatformConfig {
     pub gpus: Vec<String>,
     /// How long a stopping replica gets to finish its requests.
     pub drain_timeout: Duration,
+    /// What replicas may take at once (processes, CPU and memory requests).
+    pub capacity: Capacity,
 }
 
 /// Why the platform could not start.
@@ -93,6 +96,7 @@ impl Platform {
         backend_config.log_dir = Some(config.state_dir.join("logs"));
         backend_config.gpus = config.gpus.clone();
         backend_config.drain_timeout = config.drain_timeout;
+        backend_config.capacity = config.capacity;
         let backend = LocalBackend::new(backend_config, events.clone());
 
         // The router measures time from when it is built; the autoscaler's clock starts with it.
@@ -121,6 +125,7 @@ impl Platform {
             table,
             autoscaler.clone(),
             queue.clone(),
+            config.capacity,
         ));
         events.connect(&serving);
         let controller = Controller::start(Parts {

@@ -31,8 +31,18 @@ pub struct ObservedRevision {
     pub desired: u32,
     /// Replicas ready and routable.
     pub ready: u32,
-    /// Why the revision cannot run as asked (not enough GPUs, replicas failing), if so.
-    pub unschedulable: Option<String>,
+    /// Why the revision's replicas (all, or the rest of them) cannot run, if so.
+    pub unschedulable: Option<Waiting>,
+}
+
+/// Why replicas wait: a condition's reason and message.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Waiting {
+    /// `InsufficientCapacity` (too little free: the rest wait for room) or `Unschedulable`
+    /// (the machine cannot run them as asked, or they keep failing to start).
+    pub reason: String,
+    /// For a person.
+    pub message: String,
 }
 
 /// What a backend observed of one service's revisions, by revision name. A revision it does
@@ -199,15 +209,13 @@ pub fn reconcile(
     for name in &became_ready {
         record.rollout.revision_ready(name, canary);
     }
-    let latest = record.rollout.latest_created.clone();
-    let latest_ready = latest
+    // Why the latest revision's replicas wait, if they do: all of them (it is not ready),
+    // or the rest of them (it runs the replicas that fit).
+    record.unschedulable = record
+        .rollout
+        .latest_created
         .as_deref()
-        .and_then(|l| record.revision(l))
-        .is_some_and(|r| r.ready_once);
-    record.unschedulable = match &latest {
-        Some(latest) if !latest_ready => observed.of(latest).unschedulable,
-        _ => None,
-    };
+        .and_then(|latest| observed.of(latest).unschedulable);
 
     let collected: Vec<String> = record
         .collect_garbage()
@@ -490,7 +498,10 @@ mod tests {
                 ObservedRevision {
                     desired: 1,
                     ready: 0,
-                    unschedulable: Some("needs 1 GPU, 0 free".into()),
+                    unschedulable: Some(Waiting {
+                        reason: "Unschedulable".into(),
+                        message: "needs 1 GPU, 0 free".into(),
+                    }),
                 },
             )]
             .into(),

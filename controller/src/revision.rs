@@ -5,7 +5,7 @@ use kiln_api::inference_service::ServableSpec;
 use kiln_api::load::RevisionKey;
 use serde::{Deserialize, Serialize};
 
-use crate::local::ReplicaTemplate;
+use crate::local::{ReplicaTemplate, Share};
 
 /// One revision of one service, as persisted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -22,6 +22,13 @@ pub struct RevisionRecord {
     pub env: Vec<(String, String)>,
     /// GPUs per replica.
     pub gpus: u32,
+    /// What each replica's resource requests take of `kiln up`'s capacity (requests, or
+    /// limits where no request is given, as Kubernetes defaults them).
+    #[serde(default)]
+    pub cpu_millis: u64,
+    /// Memory, bytes, likewise.
+    #[serde(default)]
+    pub memory_bytes: u64,
     /// `containerConcurrency` (0 = unlimited).
     pub container_concurrency: u32,
     /// Whether a replica of it has been ready at least once (Knative's revision Ready).
@@ -50,6 +57,8 @@ impl RevisionRecord {
             args,
             env: spec.env.clone(),
             gpus: spec.gpus,
+            cpu_millis: requested(spec, "cpu", kiln_api::quantity::cpu_millis),
+            memory_bytes: requested(spec, "memory", kiln_api::quantity::bytes),
             container_concurrency: spec.container_concurrency,
             ready_once: false,
         }
@@ -65,6 +74,27 @@ impl RevisionRecord {
         let mut template = ReplicaTemplate::new(self.key(namespace), self.args.clone());
         template.env = self.env.clone();
         template.gpus_per_replica = self.gpus;
+        template.share = Share {
+            cpu_millis: self.cpu_millis,
+            memory_bytes: self.memory_bytes,
+        };
         template
     }
+}
+
+/// A replica's request of `resource`: `requests`, else `limits` (Kubernetes' default), else
+/// nothing. The validator has already read these quantities, so one that does not parse
+/// counts as nothing here.
+pub fn requested(
+    spec: &ServableSpec,
+    resource: &str,
+    parse: fn(&str) -> Result<u64, kiln_api::quantity::QuantityError>,
+) -> u64 {
+    let resources = &spec.resources;
+    resources
+        .requests
+        .get(resource)
+        .or_else(|| resources.limits.get(resource))
+        .and_then(|q| parse(q).ok())
+        .unwrap_or(0)
 }

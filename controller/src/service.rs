@@ -11,8 +11,13 @@ use kiln_api::inference_service::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::reconcile::Waiting;
 use crate::revision::RevisionRecord;
 use crate::traffic::{Rollout, TrafficTarget};
+
+/// The condition that says why replicas asked for are not running (Knative's revision
+/// condition of that name), present only while some wait.
+pub const RESOURCES_AVAILABLE: &str = "ResourcesAvailable";
 
 /// How many revisions without traffic are kept (besides the `prev` one).
 pub const RETAINED_REVISIONS: usize = 2;
@@ -26,9 +31,31 @@ pub struct ServiceRecord {
     pub revisions: Vec<RevisionRecord>,
     /// Which revisions are created, ready and rolled out.
     pub rollout: Rollout,
-    /// Why the latest revision cannot run, when it cannot.
-    #[serde(default)]
-    pub unschedulable: Option<String>,
+    /// Why the latest revision's replicas (all, or the rest) wait, when they do.
+    #[serde(default, deserialize_with = "waiting_or_message")]
+    pub unschedulable: Option<Waiting>,
+}
+
+/// Reads [`ServiceRecord::unschedulable`] as this release writes it, or as a bare message
+/// (what state files written before it hold).
+fn waiting_or_message<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Waiting>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Waiting(Waiting),
+        Message(String),
+    }
+    Ok(
+        Option::<Stored>::deserialize(deserializer)?.map(|stored| match stored {
+            Stored::Waiting(waiting) => waiting,
+            Stored::Message(message) => Waiting {
+                reason: "Unschedulable".to_owned(),
+                message,
+            },
+        }),
+    )
 }
 
 impl ServiceRecord {
@@ -118,9 +145,9 @@ impl ServiceRecord {
         );
         if !latest_ready {
             match &self.unschedulable {
-                Some(reason) => {
-                    predictor_ready.reason = Some("Unschedulable".into());
-                    predictor_ready.message = Some(reason.clone());
+                Some(waiting) => {
+                    predictor_ready.reason = Some(waiting.reason.clone());
+                    predictor_ready.message = Some(waiting.message.clone());
                 }
                 None => {
                     predictor_ready.reason = Some("RevisionNotReady".into());
@@ -158,13 +185,21 @@ impl ServiceRecord {
             ready.reason = predictor_ready.reason.clone().or(ingress.reason.clone());
             ready.message = predictor_ready.message.clone().or(ingress.message.clone());
         }
+        let mut conditions = vec![ingress, predictor_ready, ready];
+        if let Some(waiting) = &self.unschedulable {
+            // Knative's revision condition: why replicas asked for are not running.
+            let mut resources = Condition::new(RESOURCES_AVAILABLE, ConditionStatus::False);
+            resources.reason = Some(waiting.reason.clone());
+            resources.message = Some(waiting.message.clone());
+            conditions.push(resources);
+        }
         object.status = Some(InferenceServiceStatus {
             observed_generation: None,
             url: Some(url.clone()),
             address: Some(Addressable {
                 url: Some(address.clone()),
             }),
-            conditions: vec![ingress, predictor_ready, ready],
+            conditions,
             components: Some(Components {
                 predictor: Some(ComponentStatus {
                     url: Some(url),

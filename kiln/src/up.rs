@@ -44,6 +44,9 @@ pub(crate) struct UpArgs {
 struct UpConfig {
     domain: Option<String>,
     autoscaler: Option<AutoscalerConfig>,
+    /// What replicas may take at once; the machine's by default.
+    #[serde(default)]
+    capacity: kiln_controller::local::CapacityConfig,
 }
 
 fn default_state_dir() -> PathBuf {
@@ -104,6 +107,16 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     // Requests held while revisions start each need a socket.
     kiln_router::cli::raise_open_file_limit();
     let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
+    let capacity = config
+        .capacity
+        .resolve()
+        .context("the config's capacity section")?;
+    tracing::info!(
+        processes = capacity.processes,
+        cpu = %kiln_api::quantity::format_cpu(capacity.cpu_millis),
+        memory = %kiln_api::quantity::format_bytes(capacity.memory_bytes),
+        "capacity"
+    );
     let platform = Platform::start(PlatformConfig {
         state_dir: state_dir.clone(),
         domain: config.domain.unwrap_or_else(|| "example.com".into()),
@@ -115,6 +128,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         kiln_program: std::env::current_exe().context("cannot locate the kiln executable")?,
         gpus: kiln_controller::local::detect_gpus(),
         drain_timeout: Duration::from_secs(args.drain_seconds),
+        capacity,
     })
     .await?;
     let event = serde_json::json!({

@@ -697,6 +697,14 @@ impl Validator {
                     );
                 } else if value.is_empty() {
                     self.error(&field, "empty quantity");
+                } else if name == "cpu" {
+                    if let Err(e) = crate::quantity::cpu_millis(value) {
+                        self.error(&field, e.to_string());
+                    }
+                } else if name == "memory"
+                    && let Err(e) = crate::quantity::bytes(value)
+                {
+                    self.error(&field, e.to_string());
                 }
                 target.insert(name.clone(), value.to_owned());
             }

@@ -8,6 +8,25 @@ use std::time::Duration;
 
 use kiln_api::load::RevisionKey;
 
+use super::capacity::{Capacity, Share};
+
+/// Why a revision's replicas (some or all) cannot run, for its status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unschedulable {
+    /// The condition's reason: [`Unschedulable::INSUFFICIENT_CAPACITY`] or
+    /// [`Unschedulable::UNSCHEDULABLE`].
+    pub reason: &'static str,
+    /// What is short or failing, for a person.
+    pub message: String,
+}
+
+impl Unschedulable {
+    /// Too little of `kiln up`'s capacity is free: the rest of the replicas wait for room.
+    pub const INSUFFICIENT_CAPACITY: &'static str = "InsufficientCapacity";
+    /// The machine cannot run them as asked (GPUs), or they keep failing to start.
+    pub const UNSCHEDULABLE: &'static str = "Unschedulable";
+}
+
 /// The router's drain of one endpoint, as [`EndpointEvents::endpoint_draining`] answers it:
 /// completes once nothing new is sent to the endpoint and its in-flight requests have
 /// finished. The backend sends SIGTERM only then.
@@ -31,6 +50,8 @@ pub struct LocalBackendConfig {
     pub drain_timeout: Duration,
     /// How long a replica stopped without a drain (not ready yet) waits before SIGTERM.
     pub drain_grace: Duration,
+    /// What may run at once (processes, CPU and memory requests).
+    pub capacity: Capacity,
     /// A replica that has not printed its ready line within this time is killed and counts
     /// as a failed start.
     pub ready_timeout: Duration,
@@ -62,6 +83,7 @@ impl LocalBackendConfig {
             log_dir: None,
             drain_timeout: Duration::from_secs(30),
             drain_grace: Duration::from_millis(100),
+            capacity: Capacity::of_machine(),
             ready_timeout: Duration::from_secs(300),
             restart_backoff_min: Duration::from_secs(1),
             restart_backoff_max: Duration::from_secs(60),
@@ -112,6 +134,7 @@ impl fmt::Debug for LocalBackendConfig {
             .field("log_dir", &self.log_dir)
             .field("drain_timeout", &self.drain_timeout)
             .field("drain_grace", &self.drain_grace)
+            .field("capacity", &self.capacity)
             .field("ready_timeout", &self.ready_timeout)
             .field("restart_backoff_min", &self.restart_backoff_min)
             .field("restart_backoff_max", &self.restart_backoff_max)
@@ -136,6 +159,8 @@ pub struct ReplicaTemplate {
     pub env: Vec<(String, String)>,
     /// GPUs each replica gets for itself, through `CUDA_VISIBLE_DEVICES`.
     pub gpus_per_replica: u32,
+    /// The CPU and memory each replica's requests take of the capacity.
+    pub share: Share,
 }
 
 impl ReplicaTemplate {
@@ -146,6 +171,7 @@ impl ReplicaTemplate {
             args,
             env: Vec::new(),
             gpus_per_replica: 0,
+            share: Share::default(),
         }
     }
 }
@@ -189,8 +215,9 @@ pub trait EndpointEvents: Send + Sync + 'static {
     fn endpoint_draining(&self, revision: &RevisionKey, endpoint: &Endpoint) -> Drained;
     /// A replica is gone (crashed, or drained and stopped).
     fn endpoint_removed(&self, revision: &RevisionKey, endpoint: &Endpoint);
-    /// The revision cannot run as asked: not enough GPUs, or replicas keep failing to start.
-    fn revision_unschedulable(&self, revision: &RevisionKey, reason: String);
+    /// The revision cannot run as asked: too little capacity free, not enough GPUs, or
+    /// replicas keep failing to start.
+    fn revision_unschedulable(&self, revision: &RevisionKey, why: Unschedulable);
 }
 
 #[cfg(test)]

@@ -77,6 +77,7 @@
 //! process drivers, i.e. `enable_all`); every method but `shutdown` is non-blocking.
 
 mod backoff;
+mod capacity;
 mod config;
 mod gpus;
 mod logs;
@@ -93,9 +94,12 @@ use kiln_api::load::{RevisionKey, Scaler};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
+pub use capacity::{
+    Capacity, CapacityConfig, CapacityError, PROCESSES_PER_CPU, Share, Shortfall, never_fits,
+};
 pub use config::{
     Drained, Endpoint, EndpointEvents, LocalBackendConfig, ReplicaStatus, ReplicaTemplate,
-    detect_gpus,
+    Unschedulable, detect_gpus,
 };
 use revision::{Command, RevisionHandle, Shared};
 
@@ -131,6 +135,7 @@ impl LocalBackend {
         Self {
             inner: Arc::new(Inner {
                 shared: Shared {
+                    capacity: Arc::new(capacity::CapacityPool::new(config.capacity)),
                     config: Arc::new(config),
                     events,
                     spawner,

@@ -9,8 +9,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep_until};
 
 use super::Inner;
+use super::capacity::{CapacityPool, Share};
 use super::config::{
     Drained, Endpoint, EndpointEvents, LocalBackendConfig, ReplicaStatus, ReplicaTemplate,
+    Unschedulable,
 };
 use super::gpus::GpuPool;
 use super::logs::LogRing;
@@ -42,6 +44,7 @@ pub(crate) struct Shared {
     pub(crate) events: Arc<dyn EndpointEvents>,
     pub(crate) spawner: Spawner,
     pub(crate) gpus: Arc<GpuPool>,
+    pub(crate) capacity: Arc<CapacityPool>,
 }
 
 /// Starts the actor of `key`; the caller inserts the handle in the map.
@@ -57,6 +60,7 @@ pub(crate) fn start(
     let logs = Arc::new(LogRing::new(shared.config.log_lines));
     let actor = Actor {
         gpu_released: shared.gpus.subscribe(),
+        capacity_released: shared.capacity.subscribe(),
         key,
         shared,
         backend,
@@ -79,6 +83,7 @@ pub(crate) fn start(
         restarts: 0,
         next_start: None,
         waiting_for_gpus: false,
+        waiting_for_capacity: false,
         last_error: None,
         reported: None,
     };
@@ -112,6 +117,8 @@ struct Replica {
     started: Instant,
     phase: Phase,
     gpus: Vec<String>,
+    /// What it holds of the capacity.
+    share: Share,
     stop: Option<oneshot::Sender<Option<Drained>>>,
 }
 
@@ -125,6 +132,7 @@ struct Actor {
     replica_tx: mpsc::UnboundedSender<ReplicaEvent>,
     replica_rx: mpsc::UnboundedReceiver<ReplicaEvent>,
     gpu_released: watch::Receiver<u64>,
+    capacity_released: watch::Receiver<u64>,
     status: Arc<Mutex<ReplicaStatus>>,
     logs: Arc<LogRing>,
 
@@ -143,6 +151,7 @@ struct Actor {
     /// When the next free slot's back-off ends (the actor wakes then to start a replica).
     next_start: Option<Instant>,
     waiting_for_gpus: bool,
+    waiting_for_capacity: bool,
     last_error: Option<String>,
     /// The unschedulable reason last reported, so that it is reported once (until a replica
     /// becomes ready or the desired count changes).
@@ -160,6 +169,9 @@ impl Actor {
             }
             let timer = self.next_start.filter(|_| self.wants_more());
             tokio::select! {
+                // Commands first: a delete, a scale-down or a shutdown is acted on before
+                // the next replica starts.
+                biased;
                 command = self.commands.recv(), if !self.commands_closed => match command {
                     Some(command) => self.on_command(command),
                     None => {
@@ -173,6 +185,7 @@ impl Actor {
                     self.next_start = None;
                 }
                 _ = self.gpu_released.changed(), if self.waiting_for_gpus => {}
+                _ = self.capacity_released.changed(), if self.waiting_for_capacity => {}
             }
         }
         for waiter in self.shutdown_waiters.drain(..) {
@@ -254,6 +267,7 @@ impl Actor {
 
     async fn reconcile(&mut self) {
         self.waiting_for_gpus = false;
+        self.waiting_for_capacity = false;
         let target = self.target();
         let mut live = self.live();
         while live > target {
@@ -268,7 +282,8 @@ impl Actor {
             return;
         };
         self.next_start = None;
-        for _ in live..target {
+        // One start per pass: the actor's loop takes pending commands before the next one.
+        {
             let occupied: Vec<usize> = self
                 .replicas
                 .iter()
@@ -282,15 +297,31 @@ impl Actor {
                     return;
                 }
             };
+            if let Err(short) = self.shared.capacity.take(template.share) {
+                self.waiting_for_capacity = true;
+                let running = self.live();
+                self.unschedulable(Unschedulable {
+                    reason: Unschedulable::INSUFFICIENT_CAPACITY,
+                    message: format!(
+                        "{running} of {target} replicas run; the rest wait for room: {short}"
+                    ),
+                });
+                return;
+            }
             let gpus = match self.shared.gpus.take(template.gpus_per_replica) {
                 Ok(gpus) => gpus,
                 Err(short) => {
+                    self.shared.capacity.give_back(template.share);
                     self.waiting_for_gpus = true;
-                    self.unschedulable(short.to_string());
+                    self.unschedulable(Unschedulable {
+                        reason: Unschedulable::UNSCHEDULABLE,
+                        message: short.to_string(),
+                    });
                     return;
                 }
             };
             if let Err(err) = self.start_one(&template, gpus, slot).await {
+                self.shared.capacity.give_back(template.share);
                 let error = format!(
                     "cannot start {}: {err}",
                     self.shared.config.program.display()
@@ -298,6 +329,10 @@ impl Actor {
                 self.crashed(slot, None, error.clone(), Some(error));
                 return;
             }
+        }
+        if self.wants_more() {
+            // Come straight back for the next one, after any command that arrived.
+            self.next_start = Some(Instant::now());
         }
     }
 
@@ -370,6 +405,7 @@ impl Actor {
         self.replicas.push(Replica {
             id,
             slot,
+            share: template.share,
             pid,
             started: Instant::now(),
             phase: Phase::Starting,
@@ -417,6 +453,7 @@ impl Actor {
                 };
                 let replica = self.replicas.swap_remove(index);
                 self.shared.gpus.give_back(replica.gpus);
+                self.shared.capacity.give_back(replica.share);
                 let crashed = !asked && !matches!(replica.phase, Phase::Draining { .. });
                 if crashed {
                     self.restarts += 1;
@@ -476,19 +513,22 @@ impl Actor {
         );
         if self.start_failures >= config.max_start_failures {
             let reason = last_line.unwrap_or(error);
-            self.unschedulable(format!("replicas keep failing to start: {reason}"));
+            self.unschedulable(Unschedulable {
+                reason: Unschedulable::UNSCHEDULABLE,
+                message: format!("replicas keep failing to start: {reason}"),
+            });
         }
     }
 
-    fn unschedulable(&mut self, reason: String) {
-        self.last_error = Some(reason.clone());
-        if self.reported.as_ref() == Some(&reason) {
+    fn unschedulable(&mut self, why: Unschedulable) {
+        self.last_error = Some(why.message.clone());
+        if self.reported.as_ref() == Some(&why.message) {
             return;
         }
-        tracing::warn!(revision = %self.key, reason, "revision unschedulable");
-        self.reported = Some(reason.clone());
+        tracing::warn!(revision = %self.key, reason = why.reason, message = why.message, "revision cannot run as asked");
+        self.reported = Some(why.message.clone());
         self.publish_status();
-        self.shared.events.revision_unschedulable(&self.key, reason);
+        self.shared.events.revision_unschedulable(&self.key, why);
     }
 
     fn publish_status(&self) {

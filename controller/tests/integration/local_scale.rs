@@ -244,3 +244,39 @@ async fn a_new_template_applies_to_new_replicas_only() {
     .await
     .expect("test ran too long");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remove_right_after_a_big_scale_up_stops_the_starts_at_once() {
+    timeout(TEST_LIMIT, async {
+        let dir = tempfile::tempdir().unwrap();
+        let starts = dir.path().join("starts");
+        let starts_arg = starts.display().to_string();
+        let mut h = Harness::new(move |c| {
+            // Each process notes its start before anything else, then becomes the fake.
+            c.program = "/bin/sh".into();
+            c.program_args = vec![
+                "-c".into(),
+                format!(
+                    "echo $$ >> '{starts_arg}'; exec python3 '{}' \"$@\"",
+                    support::fake_predictor().display()
+                ),
+                "sh".into(),
+            ];
+        });
+        let rev = revision("many-00001");
+        h.backend.define(template("many-00001", &[]));
+        h.backend.scale(&rev, 12);
+        h.backend.remove(&rev);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while h.backend.status(&rev).is_some() {
+            assert!(Instant::now() < deadline, "the revision was not removed");
+            sleep(Duration::from_millis(20)).await;
+        }
+        let started = std::fs::read_to_string(&starts).unwrap_or_default();
+        // The remove is taken before the second start (all 12 started before it once).
+        assert!(started.lines().count() <= 2, "started: {started:?}");
+        h.backend.shutdown().await;
+    })
+    .await
+    .expect("test ran too long");
+}

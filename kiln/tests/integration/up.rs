@@ -378,6 +378,57 @@ fn the_cli_exits_quietly_when_its_reader_goes_away() {
     }
 }
 
+fn condition<'a>(service: &'a Value, type_: &str) -> Option<&'a Value> {
+    service["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == type_)
+}
+
+#[test]
+fn kiln_up_runs_within_its_capacity_and_says_why_replicas_wait() {
+    let state = tempfile::tempdir().unwrap();
+    let config = format!("{}capacity:\n  processes: 2\n", common::up::CONFIG);
+    let up = Up::start_configured(state.path(), &config, &[]);
+    // What can never fit is refused at apply, naming the field and the limit.
+    let file = state.path().join("huge.yaml");
+    std::fs::write(&file, manifest("huge", "    minReplicas: 1000000\n", "x")).unwrap();
+    let out = up.kiln(&["apply", "-f", file.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("spec.predictor.minReplicas"), "{stderr}");
+    assert!(stderr.contains("capacity.processes"), "{stderr}");
+    assert!(up.replica_pids().is_empty(), "nothing started");
+
+    // Two processes: one service takes both, the next one waits, and says why.
+    up.apply(&manifest("first", "    minReplicas: 2\n", "a"));
+    up.wait_for("first", Duration::from_secs(60), "Ready", ready);
+    up.apply(&manifest("second", "    minReplicas: 1\n", "b"));
+    let waiting = up.wait_for(
+        "second",
+        Duration::from_secs(20),
+        "an InsufficientCapacity condition",
+        |s| {
+            condition(s, "ResourcesAvailable")
+                .is_some_and(|c| c["reason"] == "InsufficientCapacity")
+        },
+    );
+    assert!(!ready(&waiting));
+    let message = condition(&waiting, "ResourcesAvailable").unwrap()["message"].to_string();
+    assert!(message.contains("capacity.processes"), "{message}");
+    assert_eq!(up.replica_pids().len(), 2, "never more than the capacity");
+
+    // Room made: the waiting replica starts.
+    let out = up.kiln(&["delete", "isvc", "first"]);
+    assert!(out.status.success());
+    let started = up.wait_for("second", Duration::from_secs(60), "Ready", ready);
+    assert!(
+        condition(&started, "ResourcesAvailable").is_none(),
+        "{started}"
+    );
+}
+
 #[test]
 fn asking_for_more_gpus_than_the_machine_has_leaves_the_revision_not_ready_with_a_reason() {
     let state = tempfile::tempdir().unwrap();

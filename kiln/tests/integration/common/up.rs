@@ -24,9 +24,14 @@ impl Up {
 
     /// Like [`start`], with extra environment for `kiln up`.
     pub fn start_with(state_dir: &Path, env: &[(&str, &str)]) -> Up {
+        Self::start_configured(state_dir, CONFIG, env)
+    }
+
+    /// Like [`start`], with `config` as `kiln up`'s config file.
+    pub fn start_configured(state_dir: &Path, config_text: &str, env: &[(&str, &str)]) -> Up {
         std::fs::create_dir_all(state_dir).unwrap();
         let config = state_dir.join("kiln.yaml");
-        std::fs::write(&config, CONFIG).unwrap();
+        std::fs::write(&config, config_text).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
             .args([
                 "up",

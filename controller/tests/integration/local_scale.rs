@@ -251,7 +251,7 @@ async fn a_remove_right_after_a_big_scale_up_stops_the_starts_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let starts = dir.path().join("starts");
         let starts_arg = starts.display().to_string();
-        let mut h = Harness::new(move |c| {
+        let h = Harness::new(move |c| {
             // Each process notes its start before anything else, then becomes the fake.
             c.program = "/bin/sh".into();
             c.program_args = vec![

@@ -27,6 +27,7 @@
 mod binaries;
 mod control_plane;
 mod error;
+mod node;
 mod pki;
 mod process;
 mod spawner;
@@ -34,4 +35,6 @@ mod spawner;
 pub use binaries::KUBERNETES_VERSION;
 pub use control_plane::ControlPlane;
 pub use error::Error;
+pub use node::TestNode;
 pub use process::Component;
+pub use spawner::spawn;

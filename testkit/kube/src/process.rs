@@ -23,10 +23,12 @@ pub enum Component {
     ControllerManager,
     /// kube-scheduler.
     Scheduler,
+    /// A `kiln-test-node`, standing in for a kubelet (see [`TestNode`](crate::TestNode)).
+    Node,
 }
 
 impl Component {
-    /// Every component, in start order.
+    /// Every component of the control plane, in start order.
     pub const ALL: [Component; 4] = [
         Component::Etcd,
         Component::ApiServer,
@@ -41,6 +43,7 @@ impl Component {
             Component::ApiServer => "kube-apiserver",
             Component::ControllerManager => "kube-controller-manager",
             Component::Scheduler => "kube-scheduler",
+            Component::Node => "kiln-test-node",
         }
     }
 }
@@ -149,6 +152,20 @@ impl Process {
                 });
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Sends SIGTERM and waits up to `grace` for the process to exit (dropping it kills it
+    /// if it is still there).
+    pub(crate) fn terminate(&self, grace: Duration) {
+        if self.exit_status().is_some() {
+            return;
+        }
+        let pid = nix::unistd::Pid::from_raw(self.pid as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = std::time::Instant::now() + grace;
+        while self.exit_status().is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 

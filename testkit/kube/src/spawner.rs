@@ -38,8 +38,11 @@ fn requests() -> io::Result<&'static mpsc::Sender<Request>> {
         .map_err(|error| io::Error::new(error.kind(), error.to_string()))
 }
 
-/// Spawns `command` on the spawner thread, with `KILN_PARENT_PID` set to this process.
-pub(crate) fn spawn(mut command: Command) -> io::Result<Child> {
+/// Spawns `command` from a thread that lives as long as this process, with `KILN_PARENT_PID`
+/// set to this process's id. A child that arms a parent-death signal (the control plane's
+/// binaries do when they see `KILN_PARENT_PID`; any command does under
+/// `setpriv --pdeathsig KILL --`) then dies with this process, not with the calling thread.
+pub fn spawn(mut command: Command) -> io::Result<Child> {
     command.env("KILN_PARENT_PID", std::process::id().to_string());
     let (reply, answer) = mpsc::channel();
     requests()?

@@ -137,7 +137,9 @@ fn parent() -> Result<(), String> {
             .zip(pids.iter().copied())
             .filter(|(_, pid)| alive(*pid))
             .collect();
-        if living.is_empty() {
+        // A port closes once the process's last thread is gone.
+        let listening = TcpStream::connect(&address).is_ok();
+        if living.is_empty() && !listening {
             break;
         }
         if Instant::now() > deadline {
@@ -145,27 +147,29 @@ fn parent() -> Result<(), String> {
                 let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGKILL);
             }
             return Err(format!(
-                "still running {DEATH_TIMEOUT:?} after the test binary was killed: {living:?}"
+                "{DEATH_TIMEOUT:?} after the test binary was killed, still running: {living:?}; \
+                 the API server's {address} listening: {listening}"
             ));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    if TcpStream::connect(&address).is_ok() {
-        return Err(format!(
-            "something still listens on the API server's {address}"
-        ));
-    }
     Ok(())
 }
 
-/// Whether `pid` is a process that has not exited (a zombie waiting for its reaper has).
+/// Whether any thread of process `pid` has not exited. A zombie waiting for its reaper has
+/// exited, but a killed process's first thread turns zombie while others still wind down.
 fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the command name, which is in parentheses and may hold spaces.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X"),
-        Err(_) => false,
-    }
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|task| {
+        match std::fs::read_to_string(task.path().join("stat")) {
+            // The state follows the command name, which is in parentheses and may hold spaces.
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .is_some_and(|state| state != "Z" && state != "X"),
+            Err(_) => false,
+        }
+    })
 }

@@ -1,11 +1,13 @@
-//! The control plane's processes die with the test binary, even when it is killed with
-//! SIGKILL and runs no code on its way out.
+//! Nothing the test kit starts outlives the test binary, even when it is killed with SIGKILL
+//! and runs no code on its way out: not the control plane, not a test node, not a Pod's
+//! process.
 //!
 //! This binary has no test harness: run plainly, it is the parent, and runs a copy of
 //! itself with `KILN_KUBE_DIE_REPORT` set. The copy starts a control plane from a thread
 //! that then ends (as a test's thread would), uses it and checks that it outlived that
-//! thread, writes the pids and the API server's address to the report file, and SIGKILLs
-//! itself. The parent then checks that every pid is gone and the API server's port is closed.
+//! thread, starts a test node running one Pod, writes every process id and the API server's
+//! address to the report file, and SIGKILLs itself. The parent then checks that every one of
+//! those processes is gone and the API server's port is closed. Needs root (the test node).
 
 use std::net::TcpStream;
 use std::os::unix::process::ExitStatusExt;
@@ -13,14 +15,16 @@ use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use kiln_kube_testkit::{Component, ControlPlane};
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
+use kiln_kube_testkit::{Component, ControlPlane, TestNode};
+use kube::api::{Api, PostParams};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 const NAME: &str = "processes_die_with_the_test_binary_even_on_sigkill";
 const REPORT: &str = "KILN_KUBE_DIE_REPORT";
 /// The copy builds nothing (the parent's control plane binaries are there) but starts a
-/// control plane: well within this on a busy machine.
+/// control plane and a node: well within this on a busy machine.
 const CHILD_TIMEOUT: Duration = Duration::from_secs(400);
 /// A SIGKILLed process's children get their parent-death signal at once; reaping is quick.
 const DEATH_TIMEOUT: Duration = Duration::from_secs(30);
@@ -55,6 +59,49 @@ fn main() -> ExitCode {
     }
 }
 
+/// A Pod on `node` whose process sleeps.
+fn sleeper(node: &str) -> Pod {
+    Pod {
+        metadata: kube::api::ObjectMeta {
+            name: Some("sleeper".to_owned()),
+            ..Default::default()
+        },
+        spec: Some(PodSpec {
+            node_name: Some(node.to_owned()),
+            containers: vec![Container {
+                name: "sleep".to_owned(),
+                image: Some("kiln-test/never-pulled:1".to_owned()),
+                command: Some(vec!["sleep".to_owned(), "600".to_owned()]),
+                ..Container::default()
+            }],
+            ..PodSpec::default()
+        }),
+        ..Pod::default()
+    }
+}
+
+/// The processes whose parent is `pid`.
+fn children(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ...": the fields after the command name.
+        let parent = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if parent == Some(pid) {
+            found.push(child);
+        }
+    }
+    found
+}
+
 fn child(report: &Path) -> ! {
     let control_plane = std::thread::spawn(ControlPlane::start)
         .join()
@@ -66,26 +113,55 @@ fn child(report: &Path) -> ! {
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(async {
+    let (node, pod_processes) = runtime.block_on(async {
         let client = control_plane.client().unwrap();
         // A namespace gets its ServiceAccount from the controller manager.
-        control_plane.fresh_namespace(&client).await.unwrap();
+        let namespace = control_plane.fresh_namespace(&client).await.unwrap();
+        let node = TestNode::start(
+            &control_plane,
+            env!("CARGO_BIN_EXE_kiln-test-node").as_ref(),
+            "kiln-die-node",
+        )
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+        let pods: Api<Pod> = Api::namespaced(client, &namespace);
+        pods.create(&PostParams::default(), &sleeper(node.name()))
+            .await
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let pod = pods.get("sleeper").await.unwrap();
+            let phase = pod.status.and_then(|s| s.phase);
+            if phase.as_deref() == Some("Running") {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the Pod did not run"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let processes = children(node.pid());
+        (node, processes)
     });
-    for component in Component::ALL {
-        let pid = control_plane.pid(component);
-        assert!(
-            alive(pid),
-            "{component} ({pid}) died with the thread that started it"
-        );
+    assert_eq!(pod_processes.len(), 1, "the node runs one Pod process");
+    let mut pids: Vec<(String, u32)> = Component::ALL
+        .iter()
+        .map(|c| (c.to_string(), control_plane.pid(*c)))
+        .collect();
+    pids.push(("kiln-test-node".to_owned(), node.pid()));
+    pids.push(("the Pod's process".to_owned(), pod_processes[0]));
+    for (name, pid) in &pids {
+        assert!(alive(*pid), "{name} ({pid}) is not running");
     }
     let address = control_plane.server_url().trim_start_matches("https://");
     TcpStream::connect(address).expect("the API server listens");
-    let pids: Vec<String> = Component::ALL
-        .iter()
-        .map(|c| control_plane.pid(*c).to_string())
-        .collect();
+    let mut text = format!("{address}\n");
+    for (name, pid) in &pids {
+        text.push_str(&format!("{pid} {name}\n"));
+    }
     let partial = report.with_extension("partial");
-    std::fs::write(&partial, format!("{address}\n{}\n", pids.join(" "))).unwrap();
+    std::fs::write(&partial, text).unwrap();
     std::fs::rename(&partial, report).unwrap();
     kill(Pid::this(), Signal::SIGKILL).unwrap();
     unreachable!("SIGKILL cannot be caught");
@@ -120,30 +196,26 @@ fn parent() -> Result<(), String> {
     let _ = std::fs::remove_dir_all(&dir);
     let mut lines = text.lines();
     let address = lines.next().unwrap_or_default().to_owned();
-    let pids: Vec<u32> = lines
-        .next()
-        .unwrap_or_default()
-        .split(' ')
-        .filter_map(|p| p.parse().ok())
+    let pids: Vec<(u32, String)> = lines
+        .filter_map(|line| {
+            let (pid, name) = line.split_once(' ')?;
+            Some((pid.parse().ok()?, name.to_owned()))
+        })
         .collect();
-    if pids.len() != Component::ALL.len() {
+    if pids.len() != Component::ALL.len() + 2 {
         return Err(format!("the report is malformed: {text:?}"));
     }
 
     let deadline = Instant::now() + DEATH_TIMEOUT;
     loop {
-        let living: Vec<(Component, u32)> = Component::ALL
-            .into_iter()
-            .zip(pids.iter().copied())
-            .filter(|(_, pid)| alive(*pid))
-            .collect();
+        let living: Vec<&(u32, String)> = pids.iter().filter(|(pid, _)| alive(*pid)).collect();
         // A port closes once the process's last thread is gone.
         let listening = TcpStream::connect(&address).is_ok();
         if living.is_empty() && !listening {
             break;
         }
         if Instant::now() > deadline {
-            for (_, pid) in &living {
+            for (pid, _) in &living {
                 let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGKILL);
             }
             return Err(format!(
@@ -162,14 +234,14 @@ fn alive(pid: u32) -> bool {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return false;
     };
-    tasks.flatten().any(|task| {
-        match std::fs::read_to_string(task.path().join("stat")) {
+    tasks.flatten().any(
+        |task| match std::fs::read_to_string(task.path().join("stat")) {
             // The state follows the command name, which is in parentheses and may hold spaces.
             Ok(stat) => stat
                 .rsplit_once(')')
                 .and_then(|(_, rest)| rest.split_whitespace().next())
                 .is_some_and(|state| state != "Z" && state != "X"),
             Err(_) => false,
-        }
-    })
+        },
+    )
 }

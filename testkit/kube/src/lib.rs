@@ -5,7 +5,8 @@
 //! into `${KILN_KUBE_CACHE:-$HOME/.cache/kiln/kube}/v1.37.2/bin` (or taken from the folder
 //! in `KILN_KUBE_BIN`). Each test binary starts one control plane the first time a test asks
 //! for it, shares it between its tests, and takes it down when it exits, however it exits.
-//! There is no kubelet: Pods are scheduled nowhere and stay Pending.
+//! There is no kubelet: Pods stay Pending, unless a [`TestNode`] (the `kiln-test-node` program
+//! of this crate) runs them as local processes in network namespaces of their own.
 //!
 //! ```no_run
 //! use k8s_openapi::api::core::v1::ConfigMap;

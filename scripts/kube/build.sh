@@ -74,7 +74,7 @@ for target in "${TARGETS[@]}"; do
   log "building $name into $BIN (a cold build takes many minutes)"
   start=$(date +%s)
   (cd "$module" && CGO_ENABLED=0 nice -n "${KILN_KUBE_NICE:-19}" \
-    go build -trimpath -ldflags "$ldflags" -o "$BIN/.$name.partial" "./$main")
+    go build -trimpath -buildvcs=false -ldflags "$ldflags" -o "$BIN/.$name.partial" "./$main")
   mv -f "$BIN/.$name.partial" "$BIN/$name"
   seconds=$(($(date +%s) - start))
   printf '%s\nbuilt in %ss on %s\n' "$hash" "$seconds" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$BIN/.$name.done"

@@ -83,7 +83,23 @@ impl ControlPlane {
                     .enable_all()
                     .build()
                     .map_err(Error::Thread)?;
-                runtime.block_on(Self::start_here().instrument(tracing::info_span!("kube")))
+                runtime.block_on(
+                    async {
+                        // Free ports are only free when asked: another process may take one
+                        // before the component binds it. Then start again, on new ports.
+                        let mut attempt = 1;
+                        loop {
+                            match Self::start_here().await {
+                                Err(error) if error.is_port_taken() && attempt < 3 => {
+                                    tracing::warn!(%error, attempt, "a port was taken; starting again");
+                                    attempt += 1;
+                                }
+                                result => return result,
+                            }
+                        }
+                    }
+                    .instrument(tracing::info_span!("kube")),
+                )
             })
             .map_err(Error::Thread)?
             .join()

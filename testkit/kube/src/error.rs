@@ -129,6 +129,13 @@ pub enum Error {
     StartPanicked,
 }
 
+impl Error {
+    /// Whether a component exited because a port it was given was taken meanwhile.
+    pub fn is_port_taken(&self) -> bool {
+        matches!(self, Error::Exited { tail, .. } if tail.contains("address already in use"))
+    }
+}
+
 /// `error` and its sources, one per line: what a panic message should show.
 pub(crate) fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();

@@ -327,21 +327,29 @@ impl ControlPlane {
     }
 
     /// The process id of `component`.
+    ///
+    /// # Panics
+    ///
+    /// For [`Component::Node`], which is no part of the control plane (see
+    /// [`TestNode::pid`](crate::TestNode::pid)).
     pub fn pid(&self, component: Component) -> u32 {
         self.process(component).pid()
     }
 
     /// The log file of `component` (its stdout and stderr).
+    ///
+    /// # Panics
+    ///
+    /// For [`Component::Node`], as [`pid`](Self::pid).
     pub fn log(&self, component: Component) -> &Path {
         self.process(component).log()
     }
 
     fn process(&self, component: Component) -> &Process {
-        let index = Component::ALL
+        self.processes
             .iter()
-            .position(|c| *c == component)
-            .unwrap_or_default();
-        &self.processes[index]
+            .find(|p| p.component() == component)
+            .unwrap_or_else(|| panic!("{component} is no part of the control plane"))
     }
 
     /// Creates a namespace of its own for one test (`kiln-test-` and a random suffix) and

@@ -108,6 +108,10 @@ impl Process {
         })
     }
 
+    pub(crate) fn component(&self) -> Component {
+        self.component
+    }
+
     pub(crate) fn pid(&self) -> u32 {
         self.pid
     }

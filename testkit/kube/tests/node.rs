@@ -322,3 +322,90 @@ async fn a_pod_is_ready_only_once_its_readiness_probe_passes() {
     let answer = get(&ip).await.unwrap();
     assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
 }
+
+/// Whether the machine has a network interface named `name`.
+fn has_link(name: &str) -> bool {
+    std::path::Path::new("/sys/class/net").join(name).exists()
+}
+
+#[tokio::test]
+async fn a_node_that_is_stopped_removes_its_bridge_and_namespaces() {
+    let control_plane = ControlPlane::shared();
+    let name = format!("kiln-stopped-node-{}", std::process::id());
+    let node = TestNode::start(
+        control_plane,
+        env!("CARGO_BIN_EXE_kiln-test-node").as_ref(),
+        &name,
+    )
+    .await
+    .unwrap();
+    let client = control_plane.client().unwrap();
+    let namespace = control_plane.fresh_namespace(&client).await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(client, &namespace);
+    pods.create(&PostParams::default(), &web_pod("doomed", &name))
+        .await
+        .unwrap();
+    let pod = eventually("the Pod is Ready", ACT_TIMEOUT, || async {
+        let pod = pods.get("doomed").await.unwrap();
+        is_ready(&pod).then_some(pod)
+    })
+    .await;
+    let ip = pod.status.unwrap().pod_ip.unwrap();
+    assert!(get(&ip).await.unwrap().starts_with("HTTP/1.0 200"));
+    let bridge = format!("kbr{}", node.pid());
+    assert!(has_link(&bridge), "{bridge}");
+    // The Pod's process is the node's child (setpriv and ip exec into it).
+    let pod_process = children(node.pid());
+    assert_eq!(pod_process.len(), 1, "{pod_process:?}");
+
+    // Dropping it sends SIGTERM: the node stops its Pods and removes its network.
+    let pid = node.pid();
+    tokio::task::spawn_blocking(move || drop(node))
+        .await
+        .unwrap();
+    assert!(!has_link(&bridge), "{bridge} is still there");
+    let namespaces = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .unwrap();
+    let namespaces = String::from_utf8_lossy(&namespaces.stdout);
+    assert!(
+        !namespaces.contains(&format!("kiln-{pid}-")),
+        "{namespaces}"
+    );
+    // Not probed by address: with the bridge gone, the address would route off the machine.
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pod_process[0]));
+    assert!(
+        stat.is_err()
+            || stat
+                .unwrap()
+                .rsplit_once(')')
+                .unwrap()
+                .1
+                .trim_start()
+                .starts_with('Z'),
+        "the Pod's process still runs"
+    );
+}
+
+/// The processes whose parent is `pid`.
+fn children(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ...": the fields after the command name.
+        let parent = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if parent == Some(pid) {
+            found.push(child);
+        }
+    }
+    found
+}

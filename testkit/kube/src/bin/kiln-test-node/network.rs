@@ -3,12 +3,13 @@
 //! pair (`eth0`, `10.244.X.<k>/24`) whose other end is on the bridge.
 //!
 //! Pods get no default route: they reach the node and each other, never beyond the machine.
-//! What a killed node leaves behind (its bridge and namespaces, named by its pid) is removed by
-//! the next node that starts.
+//! What a killed node leaves behind (its bridge and namespaces, named by its pid, and its claim
+//! on the range) is removed or taken over by the next node that starts.
 
 use std::collections::BTreeSet;
+use std::io::Write;
 use std::net::Ipv4Addr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use parking_lot::Mutex;
 
@@ -37,6 +38,37 @@ fn gone(pid: &str) -> bool {
     !pid.is_empty()
         && pid.bytes().all(|b| b.is_ascii_digit())
         && !Path::new("/proc").join(pid).exists()
+}
+
+/// Where nodes claim their `10.244.X.0/24`: a file per X holding the owner's pid. Two nodes
+/// starting at once both see a range unused by any interface; only one creates its file.
+fn claims() -> PathBuf {
+    std::env::temp_dir().join("kiln-test-node-subnets")
+}
+
+/// Claims `10.244.x.0/24` for process `pid`, taking it over from a node that is gone.
+fn claim(x: u8, pid: u32) -> bool {
+    let dir = claims();
+    let _ = std::fs::create_dir_all(&dir);
+    let path = dir.join(x.to_string());
+    for _ in 0..2 {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(mut file) => return file.write_all(pid.to_string().as_bytes()).is_ok(),
+            Err(_) => {
+                let owner = std::fs::read_to_string(&path).unwrap_or_default();
+                // An empty file may be a claim being written: leave it.
+                if !gone(owner.trim()) {
+                    return false;
+                }
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+    false
 }
 
 /// Removes the bridges and namespaces of nodes that are gone.
@@ -109,7 +141,7 @@ impl Network {
             .filter_map(|rest| rest.split('.').next()?.parse().ok())
             .collect();
         let x = (1..=254u8)
-            .find(|x| !used.contains(x))
+            .find(|x| !used.contains(x) && claim(*x, pid))
             .ok_or("every 10.244.X.0/24 is in use")?;
         let network = Self {
             bridge: format!("kbr{pid}"),
@@ -204,10 +236,11 @@ impl Network {
         self.state.lock().used.remove(&pod.ip.octets()[3]);
     }
 
-    /// Removes the bridge.
+    /// Removes the bridge, and gives its range back.
     pub(crate) async fn remove(&self) {
         if let Err(error) = ip(&["link", "del", &self.bridge]).await {
             tracing::warn!(bridge = self.bridge, %error, "removing the bridge");
         }
+        let _ = std::fs::remove_file(claims().join(self.subnet[2].to_string()));
     }
 }

@@ -11,6 +11,7 @@ if [ "${1:-}" = "--lint" ]; then
   cargo fmt --all --check
   cargo clippy --workspace --all-targets -- -D warnings
 fi
+[ -n "${KILN_KUBE_BIN:-}" ] || "$KILN_ROOT/scripts/kube/build.sh" >/dev/null  # the tests' Kubernetes control plane, built once per machine (testkit/kube/README.md)
 # One build for everything: with the test targets in the same invocation, dependencies get
 # the test features once (a plain `--bins` build first would compile many of them twice).
 # No incremental cache: a from-scratch build does not use it, and it doubles the disk used.

@@ -1,0 +1,19 @@
+// Command kube-apiserver is Kubernetes' own kube-apiserver, built from k8s.io/kubernetes for Kiln's tests.
+package main
+
+import (
+	"os"
+	_ "time/tzdata"
+
+	"k8s.io/component-base/cli"
+	_ "k8s.io/component-base/logs/json/register"
+	_ "k8s.io/component-base/metrics/prometheus/clientgo"
+	_ "k8s.io/component-base/metrics/prometheus/version"
+	"k8s.io/kubernetes/cmd/kube-apiserver/app"
+
+	_ "kiln/kube-bins/internal/pdeath"
+)
+
+func main() {
+	os.Exit(cli.Run(app.NewAPIServerCommand()))
+}

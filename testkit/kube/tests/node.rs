@@ -373,7 +373,18 @@ async fn a_node_that_is_stopped_removes_its_bridge_and_namespaces() {
         !namespaces.contains(&format!("kiln-{pid}-")),
         "{namespaces}"
     );
-    // Not probed by address: with the bridge gone, the address would route off the machine.
+    // The Pod's former address is unreachable from the host, never routed off the machine:
+    // asked without sending anything (`ip route get` only looks the route up).
+    let route = std::process::Command::new("ip")
+        .args(["route", "get", &ip])
+        .output()
+        .unwrap();
+    let route = String::from_utf8_lossy(&route.stdout).to_string()
+        + &String::from_utf8_lossy(&route.stderr);
+    assert!(
+        route.contains("unreachable") || route.contains("No route"),
+        "a gone Pod's address must not route anywhere: {route}"
+    );
     let stat = std::fs::read_to_string(format!("/proc/{}/stat", pod_process[0]));
     assert!(
         stat.is_err()

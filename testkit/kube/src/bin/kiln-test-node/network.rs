@@ -130,6 +130,9 @@ pub(crate) struct PodNetwork {
     veth: String,
 }
 
+/// Every node's Pod range lies in this one, which the host never routes beyond itself.
+pub(crate) const POD_RANGE: &str = "10.244.0.0/16";
+
 impl Network {
     /// Makes the bridge on the first free `10.244.X.0/24`.
     pub(crate) async fn create() -> Result<Self> {
@@ -150,6 +153,10 @@ impl Network {
             state: Mutex::new(Allocations::default()),
         };
         let gateway = format!("{}/24", network.gateway());
+        // Traffic to a Pod range whose bridge is gone must fail here, never leave the machine
+        // by the default route: the whole 10.244.0.0/16 is unreachable but for the /24s of
+        // live bridges (more specific routes win). Kept after the node stops, on purpose.
+        ip(&["route", "replace", "unreachable", POD_RANGE]).await?;
         ip(&["link", "add", "name", &network.bridge, "type", "bridge"]).await?;
         ip(&["addr", "add", &gateway, "dev", &network.bridge]).await?;
         ip(&["link", "set", &network.bridge, "up"]).await?;

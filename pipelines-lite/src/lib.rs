@@ -1,0 +1,13 @@
+//! Kubeflow Pipelines v2 on one machine. A pipeline compiled by the `kfp` SDK
+//! (`kfp.compiler.Compiler`, kfp 2.17) is read as written ([`spec`]), checked for anything Kiln
+//! cannot honour ([`validate`]), and run: each container executor becomes a local process that
+//! gets KFP's ExecutorInput, artifacts are files under the pipeline root, and the DAG runs with
+//! KFP's control flow (conditions, loops, fan-in, exit handlers, retries) and a content-keyed
+//! cache.
+
+pub mod cel;
+pub mod executor_input;
+pub mod placeholder;
+pub mod retry;
+pub mod spec;
+pub mod value;

@@ -11,3 +11,14 @@ pub mod placeholder;
 pub mod retry;
 pub mod spec;
 pub mod value;
+pub mod cache;
+pub mod clock;
+pub mod digest;
+pub mod process;
+pub mod python_env;
+pub mod run;
+pub mod validate;
+
+pub use clock::{Clock, TokioClock};
+pub use run::{CacheOutcome, Run, RunOptions, RunState, StartError, TaskRecord, TaskState, run_pipeline};
+pub use spec::{ParseError, PipelineFile};

@@ -42,13 +42,28 @@ impl KeyParts {
         if self.outputs != before.outputs {
             out.push("the output definitions changed".to_owned());
         }
-        diff(&self.parameters, &before.parameters, "input parameter", &mut out);
-        diff(&self.artifacts, &before.artifacts, "input artifact", &mut out);
+        diff(
+            &self.parameters,
+            &before.parameters,
+            "input parameter",
+            &mut out,
+        );
+        diff(
+            &self.artifacts,
+            &before.artifacts,
+            "input artifact",
+            &mut out,
+        );
         out
     }
 }
 
-fn diff<V: PartialEq>(now: &BTreeMap<String, V>, before: &BTreeMap<String, V>, what: &str, out: &mut Vec<String>) {
+fn diff<V: PartialEq>(
+    now: &BTreeMap<String, V>,
+    before: &BTreeMap<String, V>,
+    what: &str,
+    out: &mut Vec<String>,
+) {
     for (k, v) in now {
         match before.get(k) {
             None => out.push(format!("{what} `{k}` is new")),
@@ -101,12 +116,18 @@ impl Cache {
     }
 
     fn task_file(&self, task_identity: &str) -> PathBuf {
-        self.dir.join("tasks").join(format!("{}.json", sha256_hex(task_identity.as_bytes())))
+        self.dir
+            .join("tasks")
+            .join(format!("{}.json", sha256_hex(task_identity.as_bytes())))
     }
 
     /// The entry for `key`, its artifacts copied to `targets` (output name -> local paths in
     /// list order), or `None` on a miss.
-    pub fn lookup(&self, key: &str, targets: &BTreeMap<String, Vec<PathBuf>>) -> io::Result<Option<CachedOutputs>> {
+    pub fn lookup(
+        &self,
+        key: &str,
+        targets: &BTreeMap<String, Vec<PathBuf>>,
+    ) -> io::Result<Option<CachedOutputs>> {
         let dir = self.entry_dir(key);
         let Ok(text) = std::fs::read_to_string(dir.join("entry.json")) else {
             return Ok(None);
@@ -114,14 +135,20 @@ impl Cache {
         let Ok(entry) = serde_json::from_str::<Entry>(&text) else {
             return Ok(None);
         };
-        let mut out = CachedOutputs { parameters: entry.parameters, ..Default::default() };
+        let mut out = CachedOutputs {
+            parameters: entry.parameters,
+            ..Default::default()
+        };
         for (name, stored) in entry.artifacts {
             let mut list = Vec::new();
             for (i, s) in stored.into_iter().enumerate() {
                 let mut artifact = s.artifact;
                 if let Some(target) = targets.get(&name).and_then(|t| t.get(i)) {
                     if s.has_content {
-                        copy_tree(&dir.join("artifacts").join(&name).join(i.to_string()), target)?;
+                        copy_tree(
+                            &dir.join("artifacts").join(&name).join(i.to_string()),
+                            target,
+                        )?;
                     }
                     artifact.uri = target.to_string_lossy().into_owned();
                 }
@@ -140,7 +167,10 @@ impl Cache {
         artifacts: &BTreeMap<String, Vec<RuntimeArtifact>>,
     ) -> io::Result<()> {
         let final_dir = self.entry_dir(key);
-        let tmp = self.dir.join("entries").join(format!(".{key}.{}", std::process::id()));
+        let tmp = self
+            .dir
+            .join("entries")
+            .join(format!(".{key}.{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp)?;
         let mut stored = BTreeMap::new();
@@ -150,14 +180,26 @@ impl Cache {
                 let source = Path::new(&a.uri);
                 let has_content = source.exists();
                 if has_content {
-                    copy_tree(source, &tmp.join("artifacts").join(name).join(i.to_string()))?;
+                    copy_tree(
+                        source,
+                        &tmp.join("artifacts").join(name).join(i.to_string()),
+                    )?;
                 }
-                out.push(StoredArtifact { artifact: a.clone(), has_content });
+                out.push(StoredArtifact {
+                    artifact: a.clone(),
+                    has_content,
+                });
             }
             stored.insert(name.clone(), out);
         }
-        let entry = Entry { parameters: parameters.clone(), artifacts: stored };
-        std::fs::write(tmp.join("entry.json"), serde_json::to_vec(&entry).map_err(io::Error::other)?)?;
+        let entry = Entry {
+            parameters: parameters.clone(),
+            artifacts: stored,
+        };
+        std::fs::write(
+            tmp.join("entry.json"),
+            serde_json::to_vec(&entry).map_err(io::Error::other)?,
+        )?;
         let _ = std::fs::remove_dir_all(&final_dir);
         std::fs::rename(&tmp, &final_dir)
     }
@@ -184,18 +226,30 @@ mod tests {
 
     #[test]
     fn a_miss_names_the_input_that_changed() {
-        let mut before = KeyParts { executor: "e".into(), outputs: "o".into(), ..Default::default() };
+        let mut before = KeyParts {
+            executor: "e".into(),
+            outputs: "o".into(),
+            ..Default::default()
+        };
         before.parameters.insert("n".into(), "3".into());
-        before.artifacts.insert("data".into(), vec!["sha256:a".into()]);
+        before
+            .artifacts
+            .insert("data".into(), vec!["sha256:a".into()]);
         let mut now = before.clone();
         assert_eq!(now.key(), before.key());
         now.artifacts.insert("data".into(), vec!["sha256:b".into()]);
         assert_ne!(now.key(), before.key());
-        assert_eq!(now.changes_since(&before), ["input artifact `data` changed"]);
+        assert_eq!(
+            now.changes_since(&before),
+            ["input artifact `data` changed"]
+        );
         now.parameters.insert("m".into(), "1".into());
         assert_eq!(
             now.changes_since(&before),
-            ["input parameter `m` is new", "input artifact `data` changed"]
+            [
+                "input parameter `m` is new",
+                "input artifact `data` changed"
+            ]
         );
     }
 

@@ -5,20 +5,22 @@
 //! KFP's control flow (conditions, loops, fan-in, exit handlers, retries) and a content-keyed
 //! cache.
 
-pub mod cel;
-pub mod executor_input;
-pub mod placeholder;
-pub mod retry;
-pub mod spec;
-pub mod value;
 pub mod cache;
+pub mod cel;
 pub mod clock;
 pub mod digest;
+pub mod executor_input;
+pub mod placeholder;
 pub mod process;
 pub mod python_env;
+pub mod retry;
 pub mod run;
+pub mod spec;
 pub mod validate;
+pub mod value;
 
 pub use clock::{Clock, TokioClock};
-pub use run::{CacheOutcome, Run, RunOptions, RunState, StartError, TaskRecord, TaskState, run_pipeline};
+pub use run::{
+    CacheOutcome, Run, RunOptions, RunState, StartError, TaskRecord, TaskState, run_pipeline,
+};
 pub use spec::{ParseError, PipelineFile};

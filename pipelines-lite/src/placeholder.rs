@@ -223,12 +223,21 @@ struct IfPresent<'a> {
 
 fn if_present(v: &Value) -> Result<IfPresent<'_>, PlaceholderError> {
     let bad = || PlaceholderError::Malformed("IfPresent", v.to_string());
-    let spec = v.get("IfPresent").and_then(Value::as_object).ok_or_else(bad)?;
-    if spec.keys().any(|k| !matches!(k.as_str(), "InputName" | "Then" | "Else")) {
+    let spec = v
+        .get("IfPresent")
+        .and_then(Value::as_object)
+        .ok_or_else(bad)?;
+    if spec
+        .keys()
+        .any(|k| !matches!(k.as_str(), "InputName" | "Then" | "Else"))
+    {
         return Err(bad());
     }
     Ok(IfPresent {
-        input: spec.get("InputName").and_then(Value::as_str).ok_or_else(bad)?,
+        input: spec
+            .get("InputName")
+            .and_then(Value::as_str)
+            .ok_or_else(bad)?,
         then: spec.get("Then"),
         otherwise: spec.get("Else"),
     })
@@ -245,7 +254,11 @@ impl<'a> Expander<'a> {
     /// An expander for a step with this ExecutorInput.
     pub fn new(input: &'a ExecutorInput, run: &'a RunContext) -> Self {
         let input_json = serde_json::to_string(input).unwrap_or_default();
-        Self { input, input_json, run }
+        Self {
+            input,
+            input_json,
+            run,
+        }
     }
 
     /// One command-line element: zero or more arguments (an `IfPresent` may add several or none).
@@ -310,7 +323,9 @@ impl<'a> Expander<'a> {
             let list = list.ok_or_else(missing)?;
             Ok(serde_json::to_string(&list.artifacts).unwrap_or_default())
         };
-        let one = |list: Option<&ArtifactList>, f: &ArtifactField| -> Result<String, PlaceholderError> {
+        let one = |list: Option<&ArtifactList>,
+                   f: &ArtifactField|
+         -> Result<String, PlaceholderError> {
             let a = list.and_then(|l| l.artifacts.first()).ok_or_else(missing)?;
             Ok(match f {
                 ArtifactField::Path | ArtifactField::Uri => a.uri.clone(),
@@ -321,12 +336,18 @@ impl<'a> Expander<'a> {
         let (inputs, outputs) = (&self.input.inputs, &self.input.outputs);
         Ok(match r {
             Reference::ExecutorInput => self.input_json.clone(),
-            Reference::InputParameter(n) => inputs.parameter_values.get(n).map(to_text).ok_or_else(missing)?,
+            Reference::InputParameter(n) => inputs
+                .parameter_values
+                .get(n)
+                .map(to_text)
+                .ok_or_else(missing)?,
             Reference::InputArtifacts(n) => artifacts(inputs.artifacts.get(n))?,
             Reference::InputArtifact(n, f) => one(inputs.artifacts.get(n), f)?,
-            Reference::OutputParameterFile(n) => {
-                outputs.parameters.get(n).map(|p| p.output_file.clone()).ok_or_else(missing)?
-            }
+            Reference::OutputParameterFile(n) => outputs
+                .parameters
+                .get(n)
+                .map(|p| p.output_file.clone())
+                .ok_or_else(missing)?,
             Reference::OutputArtifacts(n) => artifacts(outputs.artifacts.get(n))?,
             Reference::OutputArtifact(n, f) => one(outputs.artifacts.get(n), f)?,
             Reference::ExecutorOutputFile => outputs.output_file.clone(),
@@ -349,7 +370,10 @@ mod tests {
 
     fn input() -> ExecutorInput {
         let mut input = ExecutorInput::default();
-        input.inputs.parameter_values.insert("msg".into(), json!("hi there"));
+        input
+            .inputs
+            .parameter_values
+            .insert("msg".into(), json!("hi there"));
         input.inputs.parameter_values.insert("n".into(), json!(3));
         let mut metadata = serde_json::Map::new();
         metadata.insert("rows".into(), json!(7));
@@ -366,7 +390,9 @@ mod tests {
         );
         input.outputs.parameters.insert(
             "out".into(),
-            OutputParameterFile { output_file: "/tmp/t/out".into() },
+            OutputParameterFile {
+                output_file: "/tmp/t/out".into(),
+            },
         );
         input.outputs.output_file = "/tmp/t/executor_output.json".into();
         input
@@ -385,13 +411,35 @@ mod tests {
     fn inline_placeholders_are_filled_inside_larger_strings() {
         let (input, run) = (input(), run());
         let x = Expander::new(&input, &run);
-        assert_eq!(x.expand_arg("--n={{$.inputs.parameters['n']}}").unwrap(), ["--n=3"]);
-        assert_eq!(x.expand_arg("{{$.inputs.artifacts['a'].path}}").unwrap(), ["/root/make/a"]);
-        assert_eq!(x.expand_arg("{{$.inputs.artifacts['a'].metadata}}").unwrap(), [r#"{"rows":7}"#]);
-        assert_eq!(x.expand_arg("{{$.inputs.artifacts['a'].metadata['rows']}}").unwrap(), ["7"]);
-        assert_eq!(x.expand_arg("{{$.pipeline_job_name}}/{{$.pipeline_task_name}}").unwrap(), ["p/cont"]);
-        assert_eq!(x.expand_arg("{{$.outputs.output_file}}").unwrap(), ["/tmp/t/executor_output.json"]);
-        let whole: serde_json::Value = serde_json::from_str(&x.expand_arg("{{$}}").unwrap()[0]).unwrap();
+        assert_eq!(
+            x.expand_arg("--n={{$.inputs.parameters['n']}}").unwrap(),
+            ["--n=3"]
+        );
+        assert_eq!(
+            x.expand_arg("{{$.inputs.artifacts['a'].path}}").unwrap(),
+            ["/root/make/a"]
+        );
+        assert_eq!(
+            x.expand_arg("{{$.inputs.artifacts['a'].metadata}}")
+                .unwrap(),
+            [r#"{"rows":7}"#]
+        );
+        assert_eq!(
+            x.expand_arg("{{$.inputs.artifacts['a'].metadata['rows']}}")
+                .unwrap(),
+            ["7"]
+        );
+        assert_eq!(
+            x.expand_arg("{{$.pipeline_job_name}}/{{$.pipeline_task_name}}")
+                .unwrap(),
+            ["p/cont"]
+        );
+        assert_eq!(
+            x.expand_arg("{{$.outputs.output_file}}").unwrap(),
+            ["/tmp/t/executor_output.json"]
+        );
+        let whole: serde_json::Value =
+            serde_json::from_str(&x.expand_arg("{{$}}").unwrap()[0]).unwrap();
         assert_eq!(whole["inputs"]["parameterValues"]["n"], json!(3));
     }
 
@@ -400,7 +448,10 @@ mod tests {
         let (input, run) = (input(), run());
         let x = Expander::new(&input, &run);
         let concat = r#"{"Concat": ["echo ", "{{$.inputs.parameters['msg']}}", " > ", "{{$.outputs.parameters['out'].output_file}}"]}"#;
-        assert_eq!(x.expand_arg(concat).unwrap(), ["echo hi there > /tmp/t/out"]);
+        assert_eq!(
+            x.expand_arg(concat).unwrap(),
+            ["echo hi there > /tmp/t/out"]
+        );
         let present = r#"{"IfPresent": {"InputName": "msg", "Then": ["--m", "{{$.inputs.parameters['msg']}}"]}}"#;
         assert_eq!(x.expand_arg(present).unwrap(), ["--m", "hi there"]);
         let absent = r#"{"IfPresent": {"InputName": "nope", "Then": ["--m"], "Else": "none"}}"#;
@@ -415,14 +466,21 @@ mod tests {
     fn unknown_and_missing_placeholders_are_errors() {
         let (input, run) = (input(), run());
         let x = Expander::new(&input, &run);
-        assert!(matches!(x.expand_arg("{{$.workspace_path}}"), Err(PlaceholderError::Unknown(_))));
+        assert!(matches!(
+            x.expand_arg("{{$.workspace_path}}"),
+            Err(PlaceholderError::Unknown(_))
+        ));
         assert!(matches!(
             x.expand_arg("{{$.inputs.parameters['nope']}}"),
             Err(PlaceholderError::Missing(_))
         ));
         assert_eq!(
-            references(r#"{"Concat": ["{{$.inputs.parameters['a']}}", "{{$.pipeline_root}}"]}"#).unwrap(),
-            [Reference::InputParameter("a".into()), Reference::PipelineRoot]
+            references(r#"{"Concat": ["{{$.inputs.parameters['a']}}", "{{$.pipeline_root}}"]}"#)
+                .unwrap(),
+            [
+                Reference::InputParameter("a".into()),
+                Reference::PipelineRoot
+            ]
         );
     }
 }

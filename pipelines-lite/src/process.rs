@@ -51,10 +51,9 @@ impl Drop for GroupGuard {
 
 /// Runs `spec` to its end.
 pub async fn run(spec: &ProcessSpec) -> std::io::Result<Exit> {
-    let (program, args) = spec
-        .argv
-        .split_first()
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "the command is empty"))?;
+    let (program, args) = spec.argv.split_first().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "the command is empty")
+    })?;
     let mut command = tokio::process::Command::new(program);
     command
         .args(args)
@@ -66,7 +65,9 @@ pub async fn run(spec: &ProcessSpec) -> std::io::Result<Exit> {
         .process_group(0)
         .kill_on_drop(true);
     let mut child = command.spawn()?;
-    let mut guard = GroupGuard { pgid: child.id().and_then(|id| i32::try_from(id).ok()) };
+    let mut guard = GroupGuard {
+        pgid: child.id().and_then(|id| i32::try_from(id).ok()),
+    };
     let status = match spec.timeout {
         None => child.wait().await?,
         Some(limit) => match tokio::time::timeout(limit, child.wait()).await {
@@ -116,16 +117,28 @@ mod tests {
 
     /// Running, or stopped, but not a zombie waiting to be reaped.
     fn alive(pid: i32) -> bool {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .is_ok_and(|s| s.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')))
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+        })
     }
 
     #[tokio::test]
     async fn output_goes_to_files_and_the_status_comes_back() {
         let dir = tempfile::tempdir().unwrap();
-        let exit = run(&spec(dir.path(), "echo $GREETING; echo oops >&2; exit 3", None)).await.unwrap();
+        let exit = run(&spec(
+            dir.path(),
+            "echo $GREETING; echo oops >&2; exit 3",
+            None,
+        ))
+        .await
+        .unwrap();
         assert!(matches!(exit, Exit::Status(s) if s.code() == Some(3)));
-        assert_eq!(std::fs::read_to_string(dir.path().join("out.log")).unwrap(), "hello\n");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("out.log")).unwrap(),
+            "hello\n"
+        );
         assert_eq!(tail(&dir.path().join("err.log"), 100), "oops\n");
     }
 
@@ -133,9 +146,15 @@ mod tests {
     async fn a_deadline_kills_the_step_and_what_it_started() {
         let dir = tempfile::tempdir().unwrap();
         let script = "sleep 30 & echo $! > child.pid; wait";
-        let exit = run(&spec(dir.path(), script, Some(Duration::from_millis(500)))).await.unwrap();
+        let exit = run(&spec(dir.path(), script, Some(Duration::from_millis(500))))
+            .await
+            .unwrap();
         assert_eq!(exit, Exit::TimedOut(Duration::from_millis(500)));
-        let pid: i32 = std::fs::read_to_string(dir.path().join("child.pid")).unwrap().trim().parse().unwrap();
+        let pid: i32 = std::fs::read_to_string(dir.path().join("child.pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
         assert!(!alive(pid), "the grandchild {pid} outlived its step");
     }
 
@@ -159,7 +178,11 @@ mod tests {
         })
         .await;
         assert!(waited.is_ok());
-        let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
         for _ in 0..100 {
             if !alive(pid) {
                 return;

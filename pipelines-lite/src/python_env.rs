@@ -30,25 +30,39 @@ impl InstallLine {
         // Include leading `VAR=value ` assignments on the same line.
         let line_start = script[..start].rfind('\n').map_or(0, |i| i + 1);
         let prefix = &script[line_start..start];
-        let start = if prefix.split_whitespace().all(|w| w.contains('=')) { line_start } else { start };
+        let start = if prefix.split_whitespace().all(|w| w.contains('=')) {
+            line_start
+        } else {
+            start
+        };
         let end_rel = script[start..].find(" && \"$0\" \"$@\"")?;
         let text = &script[start..start + end_rel + 4];
         let mut pip_args = Vec::new();
         for command in script[start..start + end_rel].split(" && ") {
             let words = shlex::split(command)?;
-            let at = words.windows(3).position(|w| w == ["python3", "-m", "pip"])?;
+            let at = words
+                .windows(3)
+                .position(|w| w == ["python3", "-m", "pip"])?;
             let args = words[at + 3..].to_vec();
             if args.first().map(String::as_str) != Some("install") {
                 return None;
             }
             pip_args.push(args);
         }
-        Some(Self { text: text.to_owned(), pip_args })
+        Some(Self {
+            text: text.to_owned(),
+            pip_args,
+        })
     }
 
     /// The environment's folder name: a digest of pip's arguments.
     pub fn id(&self) -> String {
-        sha256_hex(serde_json::to_string(&self.pip_args).unwrap_or_default().as_bytes())[..16].to_owned()
+        sha256_hex(
+            serde_json::to_string(&self.pip_args)
+                .unwrap_or_default()
+                .as_bytes(),
+        )[..16]
+            .to_owned()
     }
 }
 
@@ -96,13 +110,23 @@ pub struct PythonEnvs {
 impl PythonEnvs {
     /// Environments in `dir`, created with the interpreter `python`.
     pub fn new(dir: impl Into<PathBuf>, python: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into(), python: python.into(), locks: Arc::default() }
+        Self {
+            dir: dir.into(),
+            python: python.into(),
+            locks: Arc::default(),
+        }
     }
 
     /// The `bin/` of the environment for `line`, made first if needed.
     pub async fn prepare(&self, line: &InstallLine) -> Result<PathBuf, EnvError> {
         let id = line.id();
-        let lock = self.locks.lock().await.entry(id.clone()).or_default().clone();
+        let lock = self
+            .locks
+            .lock()
+            .await
+            .entry(id.clone())
+            .or_default()
+            .clone();
         let _guard = lock.lock().await;
         let env = self.dir.join(&id);
         let stamp = env.join(".done");
@@ -111,20 +135,36 @@ impl PythonEnvs {
         }
         tracing::info!(env = %env.display(), install = %line.text, "preparing a Python environment");
         let _ = std::fs::remove_dir_all(&env);
-        let venv = [self.python.as_os_str().to_owned(), "-m".into(), "venv".into(), env.clone().into()];
+        let venv = [
+            self.python.as_os_str().to_owned(),
+            "-m".into(),
+            "venv".into(),
+            env.clone().into(),
+        ];
         run(&venv).await?;
         for args in &line.pip_args {
-            let mut install = vec![env.join("bin/python").into_os_string(), "-m".into(), "pip".into()];
+            let mut install = vec![
+                env.join("bin/python").into_os_string(),
+                "-m".into(),
+                "pip".into(),
+            ];
             install.extend(args.iter().map(Into::into));
             run(&install).await?;
         }
-        std::fs::write(&stamp, format!("{}\n", line.text)).map_err(|source| EnvError::Stamp { path: stamp, source })?;
+        std::fs::write(&stamp, format!("{}\n", line.text)).map_err(|source| EnvError::Stamp {
+            path: stamp,
+            source,
+        })?;
         Ok(env.join("bin"))
     }
 }
 
 async fn run(argv: &[std::ffi::OsString]) -> Result<(), EnvError> {
-    let command = argv.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ");
+    let command = argv
+        .iter()
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ");
     let out = tokio::process::Command::new(&argv[0])
         .args(&argv[1..])
         .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
@@ -132,13 +172,27 @@ async fn run(argv: &[std::ffi::OsString]) -> Result<(), EnvError> {
         .kill_on_drop(true)
         .output()
         .await
-        .map_err(|source| EnvError::Spawn { command: command.clone(), source })?;
+        .map_err(|source| EnvError::Spawn {
+            command: command.clone(),
+            source,
+        })?;
     if out.status.success() {
         return Ok(());
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let tail: String = stderr.chars().rev().take(2000).collect::<Vec<_>>().into_iter().rev().collect();
-    Err(EnvError::Failed { command, status: out.status, stderr: tail })
+    let tail: String = stderr
+        .chars()
+        .rev()
+        .take(2000)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    Err(EnvError::Failed {
+        command,
+        status: out.status,
+        stderr: tail,
+    })
 }
 
 /// `PATH` with `bin` first.
@@ -159,7 +213,10 @@ mod tests {
     #[test]
     fn the_install_line_of_a_lightweight_component_is_found_and_unquoted() {
         let line = InstallLine::find(SCRIPT).unwrap();
-        assert!(line.text.starts_with("PIP_DISABLE_PIP_VERSION_CHECK=1 python3 -m pip install"));
+        assert!(
+            line.text
+                .starts_with("PIP_DISABLE_PIP_VERSION_CHECK=1 python3 -m pip install")
+        );
         assert!(line.text.ends_with("&& "));
         assert_eq!(
             line.pip_args,
@@ -172,7 +229,13 @@ mod tests {
                 "typing-extensions>=3.7.4,<5; python_version<\"3.9\""
             ]]
         );
-        assert_eq!(SCRIPT.replace(&line.text, "").matches("pip install").count(), 0);
+        assert_eq!(
+            SCRIPT
+                .replace(&line.text, "")
+                .matches("pip install")
+                .count(),
+            0
+        );
     }
 
     #[test]
@@ -184,7 +247,10 @@ mod tests {
         );
         let b = InstallLine::find(&with_packages).unwrap();
         assert_eq!(b.pip_args.len(), 2);
-        assert_eq!(b.pip_args[1], ["install", "--quiet", "--no-warn-script-location", "numpy"]);
+        assert_eq!(
+            b.pip_args[1],
+            ["install", "--quiet", "--no-warn-script-location", "numpy"]
+        );
         assert_ne!(a.id(), b.id());
         assert!(InstallLine::find("echo hello").is_none());
     }

@@ -59,7 +59,11 @@ impl RetryPolicy {
             max_retries: spec.max_retry_count,
             backoff: duration("backoffDuration", &spec.backoff_duration, d.backoff)?,
             factor,
-            max_backoff: duration("backoffMaxDuration", &spec.backoff_max_duration, d.max_backoff)?,
+            max_backoff: duration(
+                "backoffMaxDuration",
+                &spec.backoff_max_duration,
+                d.max_backoff,
+            )?,
         })
     }
 
@@ -88,10 +92,14 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     let mut total = 0.0f64;
     let mut rest = s;
     while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
         let number: f64 = rest[..num_end].parse().map_err(|_| bad())?;
         rest = &rest[num_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let unit = match &rest[..unit_end] {
             "ns" => 1e-9,
             "us" | "µs" | "μs" => 1e-6,
@@ -113,8 +121,18 @@ mod tests {
 
     #[test]
     fn kfp_defaults_apply_when_fields_are_absent() {
-        let p = RetryPolicy::from_spec(&RetryPolicySpec { max_retry_count: 2, ..Default::default() }).unwrap();
-        assert_eq!(p, RetryPolicy { max_retries: 2, ..RetryPolicy::default() });
+        let p = RetryPolicy::from_spec(&RetryPolicySpec {
+            max_retry_count: 2,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            p,
+            RetryPolicy {
+                max_retries: 2,
+                ..RetryPolicy::default()
+            }
+        );
         assert_eq!(p.delay_before(1), Duration::ZERO);
     }
 

@@ -97,7 +97,9 @@ pub fn normalize(value: Value) -> Value {
             None => Value::Number(n),
         },
         Value::Array(items) => Value::Array(items.into_iter().map(normalize).collect()),
-        Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (k, normalize(v))).collect()),
+        Value::Object(map) => {
+            Value::Object(map.into_iter().map(|(k, v)| (k, normalize(v))).collect())
+        }
         v => v,
     }
 }
@@ -130,7 +132,10 @@ mod tests {
 
     #[test]
     fn an_integer_written_as_a_double_becomes_an_integer() {
-        assert_eq!(coerce(ParameterType::NumberInteger, json!(3.0)), Ok(json!(3)));
+        assert_eq!(
+            coerce(ParameterType::NumberInteger, json!(3.0)),
+            Ok(json!(3))
+        );
         assert!(coerce(ParameterType::NumberInteger, json!(3.5)).is_err());
     }
 
@@ -144,15 +149,24 @@ mod tests {
 
     #[test]
     fn a_double_stays_a_double() {
-        assert_eq!(coerce(ParameterType::NumberDouble, json!(1.5)), Ok(json!(1.5)));
+        assert_eq!(
+            coerce(ParameterType::NumberDouble, json!(1.5)),
+            Ok(json!(1.5))
+        );
     }
 
     #[test]
     fn text_is_read_by_type() {
         assert_eq!(parse_text(ParameterType::String, "3"), Ok(json!("3")));
-        assert_eq!(parse_text(ParameterType::NumberInteger, "3\n"), Ok(json!(3)));
+        assert_eq!(
+            parse_text(ParameterType::NumberInteger, "3\n"),
+            Ok(json!(3))
+        );
         assert_eq!(parse_text(ParameterType::Boolean, "true"), Ok(json!(true)));
-        assert_eq!(parse_text(ParameterType::Struct, r#"{"a":1}"#), Ok(json!({"a": 1})));
+        assert_eq!(
+            parse_text(ParameterType::Struct, r#"{"a":1}"#),
+            Ok(json!({"a": 1}))
+        );
         assert!(parse_text(ParameterType::NumberInteger, "three").is_err());
         assert!(parse_text(ParameterType::Boolean, "1").is_err());
     }

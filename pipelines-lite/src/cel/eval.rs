@@ -42,16 +42,28 @@ pub enum EvalError {
 pub(super) fn eval(expr: &Expr, b: &Bindings) -> Result<Value, EvalError> {
     match expr {
         Expr::Literal(v) => Ok(v.clone()),
-        Expr::List(items) => items.iter().map(|e| eval(e, b)).collect::<Result<_, _>>().map(Value::Array),
-        Expr::Ident(name) => b.values.get(name).cloned().ok_or_else(|| EvalError::Undeclared(name.clone())),
+        Expr::List(items) => items
+            .iter()
+            .map(|e| eval(e, b))
+            .collect::<Result<_, _>>()
+            .map(Value::Array),
+        Expr::Ident(name) => b
+            .values
+            .get(name)
+            .cloned()
+            .ok_or_else(|| EvalError::Undeclared(name.clone())),
         Expr::Member(target, name) => match eval(target, b)? {
-            Value::Object(mut m) => m.remove(name).ok_or_else(|| EvalError::NoSuchKey(name.clone())),
+            Value::Object(mut m) => m
+                .remove(name)
+                .ok_or_else(|| EvalError::NoSuchKey(name.clone())),
             v => Err(EvalError::NoOverload(format!("field `{name}` of {v}"))),
         },
         Expr::Index(target, index) => {
             let (target, index) = (eval(target, b)?, eval(index, b)?);
             match (target, index) {
-                (Value::Object(mut m), Value::String(k)) => m.remove(&k).ok_or(EvalError::NoSuchKey(k)),
+                (Value::Object(mut m), Value::String(k)) => {
+                    m.remove(&k).ok_or(EvalError::NoSuchKey(k))
+                }
                 (Value::Array(items), Value::Number(n)) => n
                     .as_i64()
                     .and_then(|i| usize::try_from(i).ok())
@@ -93,11 +105,23 @@ fn call(f: &str, arg: Value) -> Result<Value, EvalError> {
     match (f, &arg) {
         ("int", Value::Number(n)) => match n.as_i64() {
             Some(i) => Ok(Value::from(i)),
-            None => n.as_f64().filter(|x| x.is_finite()).map(|x| Value::from(x.trunc() as i64)).ok_or_else(|| fail(&arg)),
+            None => n
+                .as_f64()
+                .filter(|x| x.is_finite())
+                .map(|x| Value::from(x.trunc() as i64))
+                .ok_or_else(|| fail(&arg)),
         },
-        ("int", Value::String(s)) => s.trim().parse::<i64>().map(Value::from).map_err(|_| fail(&arg)),
+        ("int", Value::String(s)) => s
+            .trim()
+            .parse::<i64>()
+            .map(Value::from)
+            .map_err(|_| fail(&arg)),
         ("double", Value::Number(n)) => n.as_f64().map(Value::from).ok_or_else(|| fail(&arg)),
-        ("double", Value::String(s)) => s.trim().parse::<f64>().map(Value::from).map_err(|_| fail(&arg)),
+        ("double", Value::String(s)) => s
+            .trim()
+            .parse::<f64>()
+            .map(Value::from)
+            .map_err(|_| fail(&arg)),
         ("string", Value::String(_)) => Ok(arg),
         ("string", Value::Number(_) | Value::Bool(_)) => Ok(Value::String(arg.to_string())),
         ("parseJson", Value::String(s)) => serde_json::from_str(s).map_err(|_| fail(&arg)),
@@ -109,11 +133,16 @@ fn compare(op: BinaryOp, l: &Value, r: &Value) -> Result<bool, EvalError> {
     let ordering = match (l, r) {
         (Value::Number(a), Value::Number(b)) => match (a.as_i64(), b.as_i64()) {
             (Some(x), Some(y)) => Some(x.cmp(&y)),
-            _ => a.as_f64().zip(b.as_f64()).and_then(|(x, y)| x.partial_cmp(&y)),
+            _ => a
+                .as_f64()
+                .zip(b.as_f64())
+                .and_then(|(x, y)| x.partial_cmp(&y)),
         },
         (Value::String(a), Value::String(b)) => Some(a.cmp(b)),
         (Value::Bool(a), Value::Bool(b)) => Some(a.cmp(b)),
-        _ if matches!(op, BinaryOp::Eq | BinaryOp::Ne) && std::mem::discriminant(l) == std::mem::discriminant(r) => {
+        _ if matches!(op, BinaryOp::Eq | BinaryOp::Ne)
+            && std::mem::discriminant(l) == std::mem::discriminant(r) =>
+        {
             return Ok((l == r) == (op == BinaryOp::Eq));
         }
         _ => return Err(EvalError::NoOverload(format!("{l} {op:?} {r}"))),

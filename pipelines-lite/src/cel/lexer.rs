@@ -32,7 +32,10 @@ pub(super) fn tokenize(source: &str) -> Result<Vec<Token>, (usize, String)> {
             i += 1;
         } else if c == b'\'' || c == b'"' {
             let (s, end) = string(source, i)?;
-            out.push(Token { kind: Tok::Str(s), at: i });
+            out.push(Token {
+                kind: Tok::Str(s),
+                at: i,
+            });
             i = end;
         } else if c.is_ascii_digit() {
             let (kind, end) = number(source, i)?;
@@ -44,12 +47,21 @@ pub(super) fn tokenize(source: &str) -> Result<Vec<Token>, (usize, String)> {
                 .map_or(source.len(), |n| i + n);
             let word = &source[i..end];
             if end < bytes.len() && (bytes[end] == b'\'' || bytes[end] == b'"') {
-                return Err((i + 1, format!("string prefix `{word}` (raw or bytes literal)")));
+                return Err((
+                    i + 1,
+                    format!("string prefix `{word}` (raw or bytes literal)"),
+                ));
             }
-            out.push(Token { kind: Tok::Ident(word.to_owned()), at: i });
+            out.push(Token {
+                kind: Tok::Ident(word.to_owned()),
+                at: i,
+            });
             i = end;
         } else if let Some(p) = PUNCT.iter().find(|p| source[i..].starts_with(**p)) {
-            out.push(Token { kind: Tok::Punct(p), at: i });
+            out.push(Token {
+                kind: Tok::Punct(p),
+                at: i,
+            });
             i += p.len();
         } else {
             let ch = source[i..].chars().next().unwrap_or('?');
@@ -119,9 +131,15 @@ fn number(source: &str, start: usize) -> Result<(Tok, usize), (usize, String)> {
     }
     let text = &source[start..end];
     let kind = if is_double {
-        Tok::Double(text.parse().map_err(|_| (start + 1, format!("number `{text}`")))?)
+        Tok::Double(
+            text.parse()
+                .map_err(|_| (start + 1, format!("number `{text}`")))?,
+        )
     } else {
-        Tok::Int(text.parse().map_err(|_| (start + 1, format!("integer `{text}` out of range")))?)
+        Tok::Int(
+            text.parse()
+                .map_err(|_| (start + 1, format!("integer `{text}` out of range")))?,
+        )
     };
     Ok((kind, end))
 }

@@ -83,7 +83,9 @@ mod tests {
     fn conditions_the_sdk_writes_for_if_elif_else() {
         let b = params(json!({"pipelinechannel--use-Output": 2}));
         let when = |s: &str| Program::parse(s).unwrap().eval_bool(&b).unwrap();
-        assert!(!when("int(inputs.parameter_values['pipelinechannel--use-Output']) > 2"));
+        assert!(!when(
+            "int(inputs.parameter_values['pipelinechannel--use-Output']) > 2"
+        ));
         assert!(when(
             "!(int(inputs.parameter_values['pipelinechannel--use-Output']) > 2) && \
              int(inputs.parameter_values['pipelinechannel--use-Output']) == 2"
@@ -117,10 +119,18 @@ mod tests {
     #[test]
     fn constructs_outside_the_subset_are_named_with_their_column() {
         for (source, construct, column) in [
-            ("size(inputs.parameter_values['l']) > 2", "function `size`", 1),
+            (
+                "size(inputs.parameter_values['l']) > 2",
+                "function `size`",
+                1,
+            ),
             ("inputs.parameter_values['a'] + 1 > 2", "`+`", 30),
             ("true ? 1 : 2", "`?`", 6),
-            ("inputs.parameter_values.exists(x, x)", "method call `exists`", 25),
+            (
+                "inputs.parameter_values.exists(x, x)",
+                "method call `exists`",
+                25,
+            ),
             ("1u == 1", "unsigned integer literal", 1),
         ] {
             let err = Program::parse(source).unwrap_err();

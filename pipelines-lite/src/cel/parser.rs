@@ -60,7 +60,11 @@ fn outside(what: impl std::fmt::Display) -> String {
 
 /// Parses a whole token list; `len` is the source length, for errors at the end.
 pub(super) fn parse(tokens: &[Token], len: usize) -> Result<Expr, Failure> {
-    let mut p = Parser { tokens, pos: 0, len };
+    let mut p = Parser {
+        tokens,
+        pos: 0,
+        len,
+    };
     let expr = p.or()?;
     match p.peek() {
         None => Ok(expr),
@@ -103,7 +107,10 @@ impl Parser<'_> {
             return Ok(());
         }
         Err(match self.peek() {
-            Some(t) => (t.at + 1, format!("expected `{punct}`, found {}", describe(&t.kind))),
+            Some(t) => (
+                t.at + 1,
+                format!("expected `{punct}`, found {}", describe(&t.kind)),
+            ),
             None => (self.len + 1, format!("expected `{punct}` at the end")),
         })
     }
@@ -163,12 +170,28 @@ impl Parser<'_> {
         loop {
             if self.eat(".") {
                 let (name, at) = match self.peek() {
-                    Some(Token { kind: Tok::Ident(n), at }) => (n.clone(), *at),
-                    Some(t) => return Err((t.at + 1, format!("unexpected {} after `.`", describe(&t.kind)))),
-                    None => return Err((self.len + 1, "expected a field name at the end".to_owned())),
+                    Some(Token {
+                        kind: Tok::Ident(n),
+                        at,
+                    }) => (n.clone(), *at),
+                    Some(t) => {
+                        return Err((
+                            t.at + 1,
+                            format!("unexpected {} after `.`", describe(&t.kind)),
+                        ));
+                    }
+                    None => {
+                        return Err((self.len + 1, "expected a field name at the end".to_owned()));
+                    }
                 };
                 self.pos += 1;
-                if matches!(self.peek(), Some(Token { kind: Tok::Punct("("), .. })) {
+                if matches!(
+                    self.peek(),
+                    Some(Token {
+                        kind: Tok::Punct("("),
+                        ..
+                    })
+                ) {
                     return Err((at + 1, outside(format!("method call `{name}`"))));
                 }
                 expr = Expr::Member(Box::new(expr), name);
@@ -210,7 +233,10 @@ impl Parser<'_> {
                         }
                     }
                     if args.len() != 1 {
-                        return Err((token.at + 1, format!("`{w}` takes one argument, got {}", args.len())));
+                        return Err((
+                            token.at + 1,
+                            format!("`{w}` takes one argument, got {}", args.len()),
+                        ));
                     }
                     Ok(Expr::Call(w, args))
                 }

@@ -33,7 +33,11 @@ impl Outcome {
 }
 
 fn join(scope: &str, name: &str) -> String {
-    if scope.is_empty() { name.to_owned() } else { format!("{scope}/{name}") }
+    if scope.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{scope}/{name}")
+    }
 }
 
 impl Engine {
@@ -49,15 +53,31 @@ impl Engine {
                 return Err(format!("{scope}: not a DAG"));
             };
             let outcomes = self.run_tasks(&scope, dag, &inputs).await;
-            let failed: Vec<&String> = outcomes.iter().filter(|(_, o)| matches!(o, Outcome::Failed(_))).map(|(n, _)| n).collect();
+            let failed: Vec<&String> = outcomes
+                .iter()
+                .filter(|(_, o)| matches!(o, Outcome::Failed(_)))
+                .map(|(n, _)| n)
+                .collect();
             if !failed.is_empty() {
-                return Err(format!("failed: {}", failed.iter().map(|n| join(&scope, n)).collect::<Vec<_>>().join(", ")));
+                return Err(format!(
+                    "failed: {}",
+                    failed
+                        .iter()
+                        .map(|n| join(&scope, n))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
             }
             Ok(dag_outputs(dag, &outcomes))
         })
     }
 
-    async fn run_tasks(&self, scope: &str, dag: &DagSpec, inputs: &Values) -> BTreeMap<String, Outcome> {
+    async fn run_tasks(
+        &self,
+        scope: &str,
+        dag: &DagSpec,
+        inputs: &Values,
+    ) -> BTreeMap<String, Outcome> {
         let mut done: BTreeMap<String, Outcome> = BTreeMap::new();
         let mut started: BTreeSet<&str> = BTreeSet::new();
         let mut running = FuturesUnordered::new();
@@ -67,12 +87,18 @@ impl Engine {
                     continue;
                 }
                 let upstream = upstream(task);
-                if !upstream.iter().all(|u| done.contains_key(*u) || !dag.tasks.contains_key(*u)) {
+                if !upstream
+                    .iter()
+                    .all(|u| done.contains_key(*u) || !dag.tasks.contains_key(*u))
+                {
                     continue;
                 }
                 started.insert(name);
-                let all_completed = task.trigger_policy.as_ref().and_then(|t| t.strategy) == Some(TriggerStrategy::AllUpstreamTasksCompleted);
-                let upstream_failed = upstream.iter().any(|u| done.get(*u).is_some_and(|o| !o.ok()));
+                let all_completed = task.trigger_policy.as_ref().and_then(|t| t.strategy)
+                    == Some(TriggerStrategy::AllUpstreamTasksCompleted);
+                let upstream_failed = upstream
+                    .iter()
+                    .any(|u| done.get(*u).is_some_and(|o| !o.ok()));
                 if upstream_failed && !all_completed {
                     let path = join(scope, name);
                     self.record(TaskRecord::not_run(path, TaskState::NotRun, None));
@@ -84,11 +110,18 @@ impl Engine {
                     .filter_map(|u| done.get(*u).map(|o| (u.to_string(), FinalStatus::of(o))))
                     .collect();
                 let resolved = match self.file.spec.components.get(&task.component_ref.name) {
-                    Some(component) => Resolved::new(inputs, &done, statuses).task_inputs(task, component, &self.file.spec.pipeline_info.name, &self.run_id),
+                    Some(component) => Resolved::new(inputs, &done, statuses).task_inputs(
+                        task,
+                        component,
+                        &self.file.spec.pipeline_info.name,
+                        &self.run_id,
+                    ),
                     None => Err(format!("no component `{}`", task.component_ref.name)),
                 };
                 let path = join(scope, name);
-                let fut = self.run_task(path.clone(), task, resolved).instrument(tracing::info_span!("task", path = %path));
+                let fut = self
+                    .run_task(path.clone(), task, resolved)
+                    .instrument(tracing::info_span!("task", path = %path));
                 running.push(async move { (name.clone(), fut.await) });
             }
             match running.next().await {
@@ -102,7 +135,12 @@ impl Engine {
     }
 
     /// One task: inputs, condition, then a loop, a sub-DAG or a leaf.
-    async fn run_task(&self, path: String, task: &TaskSpec, resolved: Result<Values, String>) -> Outcome {
+    async fn run_task(
+        &self,
+        path: String,
+        task: &TaskSpec,
+        resolved: Result<Values, String>,
+    ) -> Outcome {
         let Some(component) = self.file.spec.components.get(&task.component_ref.name) else {
             return Outcome::Failed(format!("no component `{}`", task.component_ref.name));
         };
@@ -110,20 +148,40 @@ impl Engine {
         let inputs = match resolved {
             Ok(v) => v,
             Err(e) => {
-                self.record(TaskRecord::not_run(path, TaskState::Failed, Some(e.clone())));
+                self.record(TaskRecord::not_run(
+                    path,
+                    TaskState::Failed,
+                    Some(e.clone()),
+                ));
                 return Outcome::Failed(e);
             }
         };
-        if let Some(condition) = task.trigger_policy.as_ref().and_then(|t| t.condition.as_ref()) {
-            let bindings = Bindings::default().with("inputs", serde_json::json!({ "parameter_values": inputs.parameters }));
-            match Program::parse(condition).map_err(|e| e.to_string()).and_then(|p| p.eval_bool(&bindings).map_err(|e| format!("condition {condition:?}: {e}"))) {
+        if let Some(condition) = task
+            .trigger_policy
+            .as_ref()
+            .and_then(|t| t.condition.as_ref())
+        {
+            let bindings = Bindings::default().with(
+                "inputs",
+                serde_json::json!({ "parameter_values": inputs.parameters }),
+            );
+            match Program::parse(condition)
+                .map_err(|e| e.to_string())
+                .and_then(|p| {
+                    p.eval_bool(&bindings)
+                        .map_err(|e| format!("condition {condition:?}: {e}"))
+                }) {
                 Ok(true) => {}
                 Ok(false) => {
                     self.record(TaskRecord::not_run(path, TaskState::Skipped, None));
                     return Outcome::Skipped;
                 }
                 Err(e) => {
-                    self.record(TaskRecord::not_run(path, TaskState::Failed, Some(e.clone())));
+                    self.record(TaskRecord::not_run(
+                        path,
+                        TaskState::Failed,
+                        Some(e.clone()),
+                    ));
                     return Outcome::Failed(e);
                 }
             }
@@ -152,11 +210,22 @@ impl Engine {
     }
 
     /// A `dsl.ParallelFor`: the body once per item, at most `parallelismLimit` at once.
-    async fn run_loop(&self, path: &str, task: &TaskSpec, component: &ComponentSpec, inputs: Values) -> Result<Values, String> {
+    async fn run_loop(
+        &self,
+        path: &str,
+        task: &TaskSpec,
+        component: &ComponentSpec,
+        inputs: Values,
+    ) -> Result<Values, String> {
         let iterations: Vec<Values> = if let Some(it) = &task.parameter_iterator {
             let items = match (&it.items.raw, &it.items.input_parameter) {
-                (Some(raw), _) => serde_json::from_str::<Value>(raw).map_err(|e| format!("loop items {raw:?}: {e}"))?,
-                (None, Some(p)) => inputs.parameters.get(p).cloned().ok_or_else(|| format!("the loop's input `{p}` has no value"))?,
+                (Some(raw), _) => serde_json::from_str::<Value>(raw)
+                    .map_err(|e| format!("loop items {raw:?}: {e}"))?,
+                (None, Some(p)) => inputs
+                    .parameters
+                    .get(p)
+                    .cloned()
+                    .ok_or_else(|| format!("the loop's input `{p}` has no value"))?,
                 (None, None) => return Err("the loop has no items".to_owned()),
             };
             let Value::Array(items) = crate::value::normalize(items) else {
@@ -171,7 +240,11 @@ impl Engine {
                 })
                 .collect()
         } else if let Some(it) = &task.artifact_iterator {
-            let list = inputs.artifacts.get(&it.items.input_artifact).cloned().unwrap_or_default();
+            let list = inputs
+                .artifacts
+                .get(&it.items.input_artifact)
+                .cloned()
+                .unwrap_or_default();
             list.into_iter()
                 .map(|a| {
                     let mut v = inputs.clone();
@@ -182,8 +255,15 @@ impl Engine {
         } else {
             return Err("not a loop".to_owned());
         };
-        let limit = task.iterator_policy.as_ref().map_or(0, |p| p.parallelism_limit) as usize;
-        let gate = Semaphore::new(if limit == 0 { iterations.len().max(1) } else { limit });
+        let limit = task
+            .iterator_policy
+            .as_ref()
+            .map_or(0, |p| p.parallelism_limit) as usize;
+        let gate = Semaphore::new(if limit == 0 {
+            iterations.len().max(1)
+        } else {
+            limit
+        });
         let gate = &gate;
         let runs = iterations.into_iter().enumerate().map(|(i, v)| async move {
             let _permit = gate.acquire().await.map_err(|e| e.to_string())?;
@@ -193,7 +273,9 @@ impl Engine {
         let mut collected = Values::default();
         let mut failures = Vec::new();
         for name in component.output_definitions.parameters.keys() {
-            collected.parameters.insert(name.clone(), Value::Array(Vec::new()));
+            collected
+                .parameters
+                .insert(name.clone(), Value::Array(Vec::new()));
         }
         for result in results {
             match result {
@@ -210,7 +292,11 @@ impl Engine {
                 Err(e) => failures.push(e),
             }
         }
-        if failures.is_empty() { Ok(collected) } else { Err(failures.join("; ")) }
+        if failures.is_empty() {
+            Ok(collected)
+        } else {
+            Err(failures.join("; "))
+        }
     }
 }
 
@@ -218,11 +304,19 @@ impl Engine {
 fn upstream(task: &TaskSpec) -> BTreeSet<&str> {
     let mut out: BTreeSet<&str> = task.dependent_tasks.iter().map(String::as_str).collect();
     for p in task.inputs.parameters.values() {
-        out.extend(p.task_output_parameter.iter().map(|t| t.producer_task.as_str()));
+        out.extend(
+            p.task_output_parameter
+                .iter()
+                .map(|t| t.producer_task.as_str()),
+        );
         out.extend(p.task_final_status.iter().map(|t| t.producer_task.as_str()));
     }
     for a in task.inputs.artifacts.values() {
-        out.extend(a.task_output_artifact.iter().map(|t| t.producer_task.as_str()));
+        out.extend(
+            a.task_output_artifact
+                .iter()
+                .map(|t| t.producer_task.as_str()),
+        );
     }
     out
 }
@@ -235,13 +329,27 @@ fn dag_outputs(dag: &DagSpec, outcomes: &BTreeMap<String, Outcome>) -> Values {
     };
     let mut out = Values::default();
     for (name, spec) in &dag.outputs.parameters {
-        let selectors = spec.value_from_parameter.iter().chain(spec.value_from_oneof.iter().flat_map(|o| &o.parameter_selectors));
-        if let Some(v) = selectors.into_iter().find_map(|s| produced(&s.producer_subtask)?.parameters.get(&s.output_parameter_key).cloned()) {
+        let selectors = spec.value_from_parameter.iter().chain(
+            spec.value_from_oneof
+                .iter()
+                .flat_map(|o| &o.parameter_selectors),
+        );
+        if let Some(v) = selectors.into_iter().find_map(|s| {
+            produced(&s.producer_subtask)?
+                .parameters
+                .get(&s.output_parameter_key)
+                .cloned()
+        }) {
             out.parameters.insert(name.clone(), v);
         }
     }
     for (name, spec) in &dag.outputs.artifacts {
-        if let Some(list) = spec.artifact_selectors.iter().find_map(|s| produced(&s.producer_subtask)?.artifacts.get(&s.output_artifact_key).cloned()) {
+        if let Some(list) = spec.artifact_selectors.iter().find_map(|s| {
+            produced(&s.producer_subtask)?
+                .artifacts
+                .get(&s.output_artifact_key)
+                .cloned()
+        }) {
             out.artifacts.insert(name.clone(), list);
         }
     }

@@ -22,10 +22,22 @@ pub(crate) struct FinalStatus {
 impl FinalStatus {
     pub(crate) fn of(o: &Outcome) -> Self {
         match o {
-            Outcome::Succeeded(_) => Self { state: "SUCCEEDED", error: None },
-            Outcome::Skipped => Self { state: "SKIPPED", error: None },
-            Outcome::Failed(e) => Self { state: "FAILED", error: Some(e.clone()) },
-            Outcome::NotRun => Self { state: "NOT_TRIGGERED", error: None },
+            Outcome::Succeeded(_) => Self {
+                state: "SUCCEEDED",
+                error: None,
+            },
+            Outcome::Skipped => Self {
+                state: "SKIPPED",
+                error: None,
+            },
+            Outcome::Failed(e) => Self {
+                state: "FAILED",
+                error: Some(e.clone()),
+            },
+            Outcome::NotRun => Self {
+                state: "NOT_TRIGGERED",
+                error: None,
+            },
         }
     }
 }
@@ -43,7 +55,11 @@ impl<'a> Resolved<'a> {
         done: &'a BTreeMap<String, Outcome>,
         statuses: BTreeMap<String, FinalStatus>,
     ) -> Self {
-        Self { dag_inputs, done, statuses }
+        Self {
+            dag_inputs,
+            done,
+            statuses,
+        }
     }
 
     fn produced(&self, task: &str) -> Option<&'a Values> {
@@ -54,13 +70,20 @@ impl<'a> Resolved<'a> {
     }
 
     /// The task's inputs, typed by `component`'s input definitions.
-    pub(crate) fn task_inputs(&self, task: &TaskSpec, component: &ComponentSpec, job: &str, run_id: &str) -> Result<Values, String> {
+    pub(crate) fn task_inputs(
+        &self,
+        task: &TaskSpec,
+        component: &ComponentSpec,
+        job: &str,
+        run_id: &str,
+    ) -> Result<Values, String> {
         let mut out = Values::default();
         for (name, source) in &task.inputs.parameters {
             let value = if let Some(p) = &source.component_input_parameter {
                 self.dag_inputs.parameters.get(p).cloned()
             } else if let Some(t) = &source.task_output_parameter {
-                self.produced(&t.producer_task).and_then(|v| v.parameters.get(&t.output_parameter_key).cloned())
+                self.produced(&t.producer_task)
+                    .and_then(|v| v.parameters.get(&t.output_parameter_key).cloned())
             } else if let Some(c) = &source.runtime_value {
                 Some(c.constant.clone())
             } else if let Some(t) = &source.task_final_status {
@@ -80,15 +103,22 @@ impl<'a> Resolved<'a> {
                 value = select(selector, value)?;
             }
             let Some(def) = component.input_definitions.parameters.get(name) else {
-                return Err(format!("input `{name}` is not an input of `{}`", task.component_ref.name));
+                return Err(format!(
+                    "input `{name}` is not an input of `{}`",
+                    task.component_ref.name
+                ));
             };
-            out.parameters.insert(name.clone(), to_type(def.parameter_type, value).map_err(|e| format!("input `{name}`: {e}"))?);
+            out.parameters.insert(
+                name.clone(),
+                to_type(def.parameter_type, value).map_err(|e| format!("input `{name}`: {e}"))?,
+            );
         }
         for (name, source) in &task.inputs.artifacts {
             let list = if let Some(a) = &source.component_input_artifact {
                 self.dag_inputs.artifacts.get(a).cloned()
             } else if let Some(t) = &source.task_output_artifact {
-                self.produced(&t.producer_task).and_then(|v| v.artifacts.get(&t.output_artifact_key).cloned())
+                self.produced(&t.producer_task)
+                    .and_then(|v| v.artifacts.get(&t.output_artifact_key).cloned())
             } else {
                 None
             };
@@ -101,7 +131,11 @@ impl<'a> Resolved<'a> {
                 continue;
             }
             if let Some(d) = &def.default_value {
-                out.parameters.insert(name.clone(), coerce(def.parameter_type, d.clone()).map_err(|e| format!("default of `{name}`: {e}"))?);
+                out.parameters.insert(
+                    name.clone(),
+                    coerce(def.parameter_type, d.clone())
+                        .map_err(|e| format!("default of `{name}`: {e}"))?,
+                );
             } else if !def.is_optional {
                 return Err(format!("required input parameter `{name}` has no value"));
             }
@@ -116,8 +150,13 @@ impl<'a> Resolved<'a> {
 }
 
 fn is_loop_input(task: &TaskSpec, name: &str) -> bool {
-    task.parameter_iterator.as_ref().is_some_and(|i| i.item_input == name)
-        || task.artifact_iterator.as_ref().is_some_and(|i| i.item_input == name)
+    task.parameter_iterator
+        .as_ref()
+        .is_some_and(|i| i.item_input == name)
+        || task
+            .artifact_iterator
+            .as_ref()
+            .is_some_and(|i| i.item_input == name)
 }
 
 /// Brings a value to its declared type. A `STRING` input fed a non-string (a loop over dicts
@@ -145,5 +184,7 @@ fn select(selector: &str, value: Value) -> Result<Value, String> {
         Value::Object(_) => b = b.with("struct_value", value.clone()),
         _ => {}
     }
-    program.eval(&b).map_err(|e| format!("selector {selector:?}: {e}"))
+    program
+        .eval(&b)
+        .map_err(|e| format!("selector {selector:?}: {e}"))
 }

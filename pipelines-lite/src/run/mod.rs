@@ -200,18 +200,34 @@ impl Engine {
     }
 
     fn k8s(&self, label: &str) -> Option<&KubernetesExecutorConfig> {
-        self.file.platform.as_ref()?.platforms.get("kubernetes")?.deployment_spec.executors.get(label)
+        self.file
+            .platform
+            .as_ref()?
+            .platforms
+            .get("kubernetes")?
+            .deployment_spec
+            .executors
+            .get(label)
     }
 }
 
 /// A new run id: time-ordered, 16 hex digits.
 fn new_run_id() -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    format!("{:010x}{:06x}", now.as_secs(), rand::random::<u32>() & 0xff_ffff)
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!(
+        "{:010x}{:06x}",
+        now.as_secs(),
+        rand::random::<u32>() & 0xff_ffff
+    )
 }
 
 fn rfc3339(t: std::time::SystemTime) -> String {
-    let secs = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = days + 719_468;
@@ -223,7 +239,12 @@ fn rfc3339(t: std::time::SystemTime) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// The local folder of a pipeline root URI.
@@ -234,11 +255,18 @@ fn local_root(uri: &str) -> Result<PathBuf, StartError> {
     if uri.contains("://") {
         return Err(StartError::PipelineRoot(uri.to_owned()));
     }
-    std::path::absolute(uri).map_err(|source| StartError::Io { path: uri.into(), source })
+    std::path::absolute(uri).map_err(|source| StartError::Io {
+        path: uri.into(),
+        source,
+    })
 }
 
 /// Validates `file` and the run's inputs, then runs the pipeline to its end.
-pub async fn run_pipeline(file: PipelineFile, options: RunOptions, clock: Arc<dyn Clock>) -> Result<Run, StartError> {
+pub async fn run_pipeline(
+    file: PipelineFile,
+    options: RunOptions,
+    clock: Arc<dyn Clock>,
+) -> Result<Run, StartError> {
     let warnings = validate(&file)?;
     for w in &warnings {
         tracing::warn!("{w}");
@@ -248,12 +276,21 @@ pub async fn run_pipeline(file: PipelineFile, options: RunOptions, clock: Arc<dy
         .pipeline_root
         .clone()
         .or_else(|| file.spec.default_pipeline_root.clone())
-        .unwrap_or_else(|| options.state_dir.join("pipeline-root").to_string_lossy().into_owned());
+        .unwrap_or_else(|| {
+            options
+                .state_dir
+                .join("pipeline-root")
+                .to_string_lossy()
+                .into_owned()
+        });
     let root_dir = local_root(&root_uri)?;
     let run_id = new_run_id();
     let work_dir = options.state_dir.join("runs").join(&run_id);
     for dir in [&root_dir, &work_dir] {
-        std::fs::create_dir_all(dir).map_err(|source| StartError::Io { path: dir.clone(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| StartError::Io {
+            path: dir.clone(),
+            source,
+        })?;
     }
     let engine = Engine {
         run_id: run_id.clone(),
@@ -261,17 +298,25 @@ pub async fn run_pipeline(file: PipelineFile, options: RunOptions, clock: Arc<dy
         work_dir,
         create_time: rfc3339(std::time::SystemTime::now()),
         parallel: Arc::new(Semaphore::new(options.parallelism.max(1))),
-        cache: options.use_cache.then(|| Cache::new(options.state_dir.join("cache"))),
+        cache: options
+            .use_cache
+            .then(|| Cache::new(options.state_dir.join("cache"))),
         envs: PythonEnvs::new(&options.python_envs_dir, &options.python),
         clock,
         task_timeout: options.task_timeout,
         records: Mutex::new(Vec::new()),
         file,
     };
-    let span = tracing::info_span!("run", id = %run_id, pipeline = %engine.file.spec.pipeline_info.name);
+    let span =
+        tracing::info_span!("run", id = %run_id, pipeline = %engine.file.spec.pipeline_info.name);
     let root = engine.file.spec.root.clone();
-    let result = tracing::Instrument::instrument(engine.run_dag(String::new(), &root, inputs), span).await;
-    let state = if result.is_ok() { RunState::Succeeded } else { RunState::Failed };
+    let result =
+        tracing::Instrument::instrument(engine.run_dag(String::new(), &root, inputs), span).await;
+    let state = if result.is_ok() {
+        RunState::Succeeded
+    } else {
+        RunState::Failed
+    };
     Ok(Run {
         id: run_id,
         pipeline: engine.file.spec.pipeline_info.name.clone(),
@@ -283,7 +328,10 @@ pub async fn run_pipeline(file: PipelineFile, options: RunOptions, clock: Arc<dy
 }
 
 /// The root's inputs: `--param` values typed by the spec, then defaults.
-fn pipeline_inputs(file: &PipelineFile, given: &BTreeMap<String, String>) -> Result<Values, StartError> {
+fn pipeline_inputs(
+    file: &PipelineFile,
+    given: &BTreeMap<String, String>,
+) -> Result<Values, StartError> {
     let defs = &file.spec.root.input_definitions.parameters;
     if let Some(unknown) = given.keys().find(|k| !defs.contains_key(*k)) {
         return Err(StartError::UnknownParameter(unknown.clone()));
@@ -291,10 +339,18 @@ fn pipeline_inputs(file: &PipelineFile, given: &BTreeMap<String, String>) -> Res
     let mut values = Values::default();
     for (name, def) in defs {
         let value = match (given.get(name), &def.default_value) {
-            (Some(text), _) => parse_text(def.parameter_type, text)
-                .map_err(|source| StartError::ParameterType { name: name.clone(), source })?,
-            (None, Some(d)) => coerce(def.parameter_type, d.clone())
-                .map_err(|source| StartError::ParameterType { name: name.clone(), source })?,
+            (Some(text), _) => parse_text(def.parameter_type, text).map_err(|source| {
+                StartError::ParameterType {
+                    name: name.clone(),
+                    source,
+                }
+            })?,
+            (None, Some(d)) => coerce(def.parameter_type, d.clone()).map_err(|source| {
+                StartError::ParameterType {
+                    name: name.clone(),
+                    source,
+                }
+            })?,
             (None, None) if def.is_optional => continue,
             (None, None) => return Err(StartError::MissingParameter(name.clone())),
         };

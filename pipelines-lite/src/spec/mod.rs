@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-pub use component::{ArtifactSpec, ArtifactTypeSchema, ComponentSpec, InterfaceSpec, ParameterSpec};
+pub use component::{
+    ArtifactSpec, ArtifactTypeSchema, ComponentSpec, InterfaceSpec, ParameterSpec,
+};
 pub use dag::{
     ArtifactInputSpec, ArtifactIterator, ArtifactIteratorItems, CachingOptions, ComponentRef,
     DagOutputArtifactSpec, DagOutputParameterSpec, DagOutputsSpec, DagSpec, IteratorItems,
@@ -20,7 +22,9 @@ pub use dag::{
     TaskInfo, TaskInputsSpec, TaskOutputArtifact, TaskOutputParameter, TaskSpec, TriggerPolicy,
     TriggerStrategy,
 };
-pub use executor::{ContainerSpec, DeploymentSpec, EnvVar, ExecutorSpec, ImporterSpec, ImporterUri};
+pub use executor::{
+    ContainerSpec, DeploymentSpec, EnvVar, ExecutorSpec, ImporterSpec, ImporterUri,
+};
 pub use platform::{KubernetesExecutorConfig, PlatformSpec, SinglePlatformSpec};
 
 /// The first document: `PipelineSpec`.
@@ -76,7 +80,9 @@ pub enum ParseError {
     #[error("the file holds no YAML document")]
     Empty,
     /// More documents than the spec and its platform spec.
-    #[error("the file holds {0} YAML documents; a compiled pipeline has one, or two with its platform spec")]
+    #[error(
+        "the file holds {0} YAML documents; a compiled pipeline has one, or two with its platform spec"
+    )]
     TooManyDocuments(usize),
     /// A field Kiln does not know, a wrong type, a missing field.
     #[error("{document}: {path}: {source}")]

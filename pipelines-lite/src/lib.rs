@@ -16,11 +16,14 @@ pub mod python_env;
 pub mod retry;
 pub mod run;
 pub mod spec;
+pub mod store;
 pub mod validate;
 pub mod value;
 
 pub use clock::{Clock, TokioClock};
 pub use run::{
-    CacheOutcome, Run, RunOptions, RunState, StartError, TaskRecord, TaskState, run_pipeline,
+    CacheOutcome, NoObserver, Observer, Run, RunOptions, RunStart, RunState, StartError,
+    TaskRecord, TaskState, run_pipeline, run_pipeline_observed,
 };
 pub use spec::{ParseError, PipelineFile};
+pub use store::Store;

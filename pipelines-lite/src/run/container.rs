@@ -39,6 +39,7 @@ impl Engine {
         let Some(container) = &executor.container else {
             return Outcome::Failed(format!("executor `{label}` has nothing Kiln runs"));
         };
+        self.observer.task_started(&self.run_id, &path);
         let started = Instant::now();
         let mut record = TaskRecord::not_run(path.clone(), TaskState::Failed, None);
         record.image = Some(container.image.clone());

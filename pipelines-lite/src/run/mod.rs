@@ -172,6 +172,35 @@ impl Run {
     }
 }
 
+/// What a run reports as it goes: the store records it, the CLI prints it.
+pub trait Observer: Send + Sync {
+    /// The run is checked and about to start its first task.
+    fn run_started(&self, _start: &RunStart) {}
+    /// A leaf task is about to run (or be looked up in the cache).
+    fn task_started(&self, _run_id: &str, _path: &str) {}
+    /// A task ended.
+    fn task_finished(&self, _run_id: &str, _task: &TaskRecord) {}
+}
+
+/// An observer that ignores everything.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoObserver;
+
+impl Observer for NoObserver {}
+
+/// A run about to start.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunStart {
+    /// The run's id.
+    pub id: String,
+    /// The pipeline's name.
+    pub pipeline: String,
+    /// The local folder of the pipeline root.
+    pub pipeline_root: PathBuf,
+    /// The pipeline's inputs, typed.
+    pub parameters: BTreeMap<String, Value>,
+}
+
 /// Parameters and artifacts flowing between tasks.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Values {
@@ -191,11 +220,13 @@ pub(crate) struct Engine {
     clock: Arc<dyn Clock>,
     task_timeout: Option<Duration>,
     records: Mutex<Vec<TaskRecord>>,
+    observer: Arc<dyn Observer>,
 }
 
 impl Engine {
     fn record(&self, record: TaskRecord) {
         tracing::info!(task = %record.path, state = ?record.state, attempts = record.attempts, "task finished");
+        self.observer.task_finished(&self.run_id, &record);
         self.records.lock().push(record);
     }
 
@@ -267,6 +298,17 @@ pub async fn run_pipeline(
     options: RunOptions,
     clock: Arc<dyn Clock>,
 ) -> Result<Run, StartError> {
+    run_pipeline_observed(file, options, clock, Arc::new(NoObserver)).await
+}
+
+/// [`run_pipeline`], reporting to `observer` as it goes. Dropping the future cancels the run
+/// and kills every step still running.
+pub async fn run_pipeline_observed(
+    file: PipelineFile,
+    options: RunOptions,
+    clock: Arc<dyn Clock>,
+    observer: Arc<dyn Observer>,
+) -> Result<Run, StartError> {
     let warnings = validate(&file)?;
     for w in &warnings {
         tracing::warn!("{w}");
@@ -305,8 +347,15 @@ pub async fn run_pipeline(
         clock,
         task_timeout: options.task_timeout,
         records: Mutex::new(Vec::new()),
+        observer,
         file,
     };
+    engine.observer.run_started(&RunStart {
+        id: run_id.clone(),
+        pipeline: engine.file.spec.pipeline_info.name.clone(),
+        pipeline_root: root_dir.clone(),
+        parameters: inputs.parameters.clone(),
+    });
     let span =
         tracing::info_span!("run", id = %run_id, pipeline = %engine.file.spec.pipeline_info.name);
     let root = engine.file.spec.root.clone();

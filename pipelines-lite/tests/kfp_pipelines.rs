@@ -318,3 +318,22 @@ async fn retry_back_off_goes_through_the_injected_clock() {
     let s = std::time::Duration::from_secs;
     assert_eq!(*clock.0.lock(), [s(1), s(2)]);
 }
+
+#[tokio::test]
+async fn sub_dags_one_of_loops_over_dicts_and_ignore_upstream_failure() {
+    let Some(b) = Bench::new() else { return };
+    let yaml = b.compile("composed");
+    let run = b.run(&yaml, b.options(&[])).await.unwrap();
+    // `boom` fails the run; everything else still ran.
+    assert_eq!(run.state, RunState::Failed);
+    assert_eq!(run.task("boom").unwrap().state, TaskState::Failed);
+    assert_eq!(output(&run, "after-boom", "Output"), json!("ran anyway"));
+    // A pipeline used as a component: its output comes out of its DAG.
+    assert_eq!(output(&run, "inner/add", "Output"), json!(13));
+    assert_eq!(output(&run, "inner", "Output"), json!(13));
+    assert_eq!(run.task("echo").unwrap().state, TaskState::Succeeded);
+    // dsl.OneOf: the branch that ran.
+    assert_eq!(output(&run, "echo-4", "Output"), json!("three"));
+    // A loop over dicts passes `item.label` through parseJson(string_value)["label"].
+    assert_eq!(output(&run, "join", "Output"), json!("x,y"));
+}

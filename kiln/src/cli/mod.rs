@@ -4,9 +4,11 @@
 
 mod client;
 mod commands;
+mod pipeline;
 mod wait;
 
 pub(crate) use commands::{ApplyArgs, DeleteArgs, GetArgs, LogsArgs, RolloutArgs};
+pub(crate) use pipeline::PipelineArgs;
 
 /// Where the admin API is, and which namespace.
 #[derive(Debug, Clone, clap::Args)]

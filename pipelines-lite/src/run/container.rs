@@ -125,7 +125,7 @@ impl Engine {
             match cache.lookup(&key, &targets) {
                 Ok(Some(hit)) => {
                     record.cache = CacheOutcome::Hit;
-                    tracing::info!(key = %key, "cache hit");
+                    tracing::debug!(key = %key, "cache hit");
                     return Ok((
                         Values {
                             parameters: hit.parameters,

@@ -225,7 +225,7 @@ pub(crate) struct Engine {
 
 impl Engine {
     fn record(&self, record: TaskRecord) {
-        tracing::info!(task = %record.path, state = ?record.state, attempts = record.attempts, "task finished");
+        tracing::debug!(task = %record.path, state = ?record.state, attempts = record.attempts, "task finished");
         self.observer.task_finished(&self.run_id, &record);
         self.records.lock().push(record);
     }

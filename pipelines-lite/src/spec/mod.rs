@@ -100,8 +100,11 @@ pub enum ParseError {
 impl PipelineFile {
     /// Reads the YAML `kfp.compiler.Compiler` writes.
     pub fn parse(text: &str) -> Result<Self, ParseError> {
+        // YAML 1.2 booleans only: PyYAML (which the SDK writes with) leaves `n`, `y` unquoted
+        // as strings, and an output named `n` must not read as `false`.
+        let options = serde_saphyr::options! { strict_booleans: true };
         let docs: Vec<serde_json::Value> =
-            serde_saphyr::from_multiple(text).map_err(ParseError::Yaml)?;
+            serde_saphyr::from_multiple_with_options(text, options).map_err(ParseError::Yaml)?;
         let mut docs = docs.into_iter().filter(|d| !d.is_null());
         let first = docs.next().ok_or(ParseError::Empty)?;
         let second = docs.next();
@@ -124,4 +127,28 @@ fn typed<T: serde::de::DeserializeOwned>(
         path: e.path().to_string(),
         source: e.into_inner(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_yaml_1_1_reads_as_booleans_stay_strings() {
+        let text = "pipelineInfo:\n  name: n\nroot:\n  dag:\n    tasks: {}\n  inputDefinitions:\n    parameters:\n      y:\n        parameterType: BOOLEAN\n        defaultValue: true\n";
+        let file = PipelineFile::parse(text).unwrap();
+        assert_eq!(file.spec.pipeline_info.name, "n");
+        let y = &file.spec.root.input_definitions.parameters["y"];
+        assert_eq!(y.default_value, Some(serde_json::Value::Bool(true)));
+    }
+
+    #[test]
+    fn a_third_document_is_refused() {
+        let doc = "pipelineInfo:\n  name: p\nroot:\n  dag:\n    tasks: {}\n";
+        let text = format!("{doc}---\nplatforms: {{}}\n---\nplatforms: {{}}\n");
+        assert!(matches!(
+            PipelineFile::parse(&text),
+            Err(ParseError::TooManyDocuments(3))
+        ));
+    }
 }

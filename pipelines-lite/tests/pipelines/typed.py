@@ -5,6 +5,7 @@ from kfp import compiler, dsl
 
 @dsl.component
 def describe(s: str, i: int, f: float, b: bool, l: list, d: dict) -> str:
+    print(f"describing {s} with {i}")
     return f"{s}|{i!r}|{f!r}|{b!r}|{l!r}|{d!r}|{type(i).__name__}"
 
 

@@ -337,3 +337,42 @@ async fn sub_dags_one_of_loops_over_dicts_and_ignore_upstream_failure() {
     // A loop over dicts passes `item.label` through parseJson(string_value)["label"].
     assert_eq!(output(&run, "join", "Output"), json!("x,y"));
 }
+
+#[tokio::test]
+async fn the_platform_specs_deadline_kills_a_step_that_runs_past_it() {
+    let Some(b) = Bench::new() else { return };
+    let pidfile = b.path("pid");
+    // What `kfp.kubernetes.set_timeout(task, 1)` writes.
+    let yaml = format!(
+        "{}---\nplatforms:\n  kubernetes:\n    deploymentSpec:\n      executors:\n        exec-sleep:\n          activeDeadlineSeconds: 1\n",
+        b.compile("sleeper")
+    );
+    let started = std::time::Instant::now();
+    let run = b
+        .run(&yaml, b.options(&[("pidfile", pidfile.to_str().unwrap())]))
+        .await
+        .unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    let task = run.task("sleep").unwrap();
+    assert_eq!(task.state, TaskState::Failed);
+    assert!(
+        task.error.as_deref().unwrap().contains("deadline of 1s"),
+        "{task:#?}"
+    );
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(
+        stat.is_empty()
+            || stat
+                .rsplit(')')
+                .next()
+                .unwrap()
+                .trim_start()
+                .starts_with('Z'),
+        "{pid} still runs"
+    );
+}

@@ -2,6 +2,7 @@
 import sys
 from typing import List
 from kfp import compiler, dsl
+from kfp.dsl import Dataset, Output
 
 
 @dsl.component
@@ -31,6 +32,17 @@ def show(xs: list) -> str:
     return repr(xs)
 
 
+@dsl.component
+def shard(i: int, data: Output[Dataset]):
+    with open(data.path, "w") as f:
+        f.write("x" * i)
+
+
+@dsl.component
+def sizes(shards: List[Dataset]) -> List[int]:
+    return [len(open(s.path).read()) for s in shards]
+
+
 @dsl.pipeline(name="loops")
 def loops(log: str, outer: List[int] = [1, 2]):
     with dsl.ParallelFor([1, 2, 3, 4, 5], parallelism=2) as x:
@@ -40,6 +52,9 @@ def loops(log: str, outer: List[int] = [1, 2]):
         with dsl.ParallelFor([7, 8]) as b:
             p = pair(a=a, b=b)
     show(xs=dsl.Collected(p.output))
+    with dsl.ParallelFor([3, 1, 2]) as i:
+        sh = shard(i=i)
+    sizes(shards=dsl.Collected(sh.outputs["data"]))
 
 
 compiler.Compiler().compile(loops, sys.argv[1])

@@ -22,7 +22,7 @@ pub mod value;
 
 pub use clock::{Clock, TokioClock};
 pub use run::{
-    CacheOutcome, NoObserver, Observer, Run, RunOptions, RunStart, RunState, StartError,
+    CacheOutcome, NoObserver, Observer, Run, RunOptions, RunStart, RunState, StartError, TaskKind,
     TaskRecord, TaskState, run_pipeline, run_pipeline_observed,
 };
 pub use spec::{ParseError, PipelineFile};

@@ -208,7 +208,7 @@ impl Store {
             params![
                 run_id,
                 t.path,
-                t.kind,
+                state_name(&t.kind),
                 state_name(&t.state),
                 t.attempts,
                 millis(t.duration),

@@ -2,13 +2,14 @@
 //! machine, in the foreground, and look at past runs in the run store. Exit codes: 0 succeeded,
 //! 1 failed (or cancelled), 2 invalid input (nothing ran).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kiln_pipelines::{
-    Observer, PipelineFile, RunOptions, RunStart, RunState, Store, TaskRecord, TaskState,
+    Observer, PipelineFile, RunOptions, RunStart, RunState, Store, TaskKind, TaskRecord, TaskState,
     TokioClock,
 };
 use parking_lot::Mutex;
@@ -145,16 +146,55 @@ impl PipelineArgs {
     }
 }
 
-/// Prints each task as it ends and records it in the store.
+/// Prints each task as it ends and records it in the store. On a terminal, every running step
+/// also has a live spinner until it ends.
 struct Progress {
     store: Arc<Store>,
     verbose: bool,
     to_stderr: bool,
     run_id: Mutex<Option<String>>,
+    live: Option<Live>,
+}
+
+/// The spinners of the running steps.
+struct Live {
+    multi: indicatif::MultiProgress,
+    bars: Mutex<HashMap<String, indicatif::ProgressBar>>,
 }
 
 impl Progress {
+    fn new(store: Arc<Store>, verbose: bool, to_stderr: bool) -> Self {
+        let terminal = if to_stderr {
+            std::io::stderr().is_terminal()
+        } else {
+            std::io::stdout().is_terminal()
+        };
+        let live = terminal.then(|| {
+            let target = if to_stderr {
+                indicatif::ProgressDrawTarget::stderr()
+            } else {
+                indicatif::ProgressDrawTarget::stdout()
+            };
+            Live {
+                multi: indicatif::MultiProgress::with_draw_target(target),
+                bars: Mutex::new(HashMap::new()),
+            }
+        });
+        Self {
+            store,
+            verbose,
+            to_stderr,
+            run_id: Mutex::new(None),
+            live,
+        }
+    }
+
     fn line(&self, text: &str) {
+        if let Some(live) = &self.live
+            && live.multi.println(text).is_ok()
+        {
+            return;
+        }
         if self.to_stderr {
             eprintln!("{text}");
         } else {
@@ -175,11 +215,30 @@ impl Observer for Progress {
         ));
     }
 
+    fn task_started(&self, _run_id: &str, path: &str) {
+        if let Some(live) = &self.live {
+            let bar = live.multi.add(indicatif::ProgressBar::new_spinner());
+            bar.enable_steady_tick(Duration::from_millis(100));
+            bar.set_message(format!("running {path}"));
+            live.bars.lock().insert(path.to_owned(), bar);
+        }
+    }
+
     fn task_finished(&self, run_id: &str, t: &TaskRecord) {
+        if let Some(bar) = self
+            .live
+            .as_ref()
+            .and_then(|l| l.bars.lock().remove(&t.path))
+        {
+            bar.finish_and_clear();
+            if let Some(live) = &self.live {
+                live.multi.remove(&bar);
+            }
+        }
         self.store
             .task_finished(run_id, t)
             .unwrap_or_else(|e| tracing::warn!("{}", chain(&e)));
-        if t.kind == "dag" && t.state == TaskState::Succeeded && !self.verbose {
+        if t.kind == TaskKind::Dag && t.state == TaskState::Succeeded && !self.verbose {
             return;
         }
         let state = match t.state {
@@ -212,7 +271,7 @@ impl Observer for Progress {
                 kiln_pipelines::CacheOutcome::Miss(reasons) => {
                     self.line(&format!("            cache: miss: {}", reasons.join("; ")))
                 }
-                kiln_pipelines::CacheOutcome::Disabled if t.kind == "container" => {
+                kiln_pipelines::CacheOutcome::Disabled if t.kind == TaskKind::Container => {
                     self.line("            cache: off for this task")
                 }
                 kiln_pipelines::CacheOutcome::Disabled => {}
@@ -242,12 +301,7 @@ impl RunArgs {
             task_timeout: self.task_timeout,
         };
         let json = self.output.is_some();
-        let progress = Arc::new(Progress {
-            store: store.clone(),
-            verbose: self.verbose,
-            to_stderr: json,
-            run_id: Mutex::new(None),
-        });
+        let progress = Arc::new(Progress::new(store.clone(), self.verbose, json));
         let started = Instant::now();
         let running = kiln_pipelines::run_pipeline_observed(
             file,
@@ -274,7 +328,11 @@ impl RunArgs {
         store
             .run_finished(&run.id, state, started.elapsed())
             .map_err(|e| failed(chain(&e)))?;
-        let leaves: Vec<&TaskRecord> = run.tasks.iter().filter(|t| t.kind != "dag").collect();
+        let leaves: Vec<&TaskRecord> = run
+            .tasks
+            .iter()
+            .filter(|t| t.kind != TaskKind::Dag)
+            .collect();
         let count = |s: TaskState| leaves.iter().filter(|t| t.state == s).count();
         progress.line(&format!(
             "run {} {state} in {:.2}s: {} ran, {} cached, {} failed, {} skipped",

@@ -8,7 +8,7 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 use super::dag::Outcome;
-use super::{CacheOutcome, Engine, TaskRecord, TaskState, Values};
+use super::{CacheOutcome, Engine, TaskKind, TaskRecord, TaskState, Values};
 use crate::cache::KeyParts;
 use crate::digest::{content_digest, sha256_hex};
 use crate::executor_input::{
@@ -331,7 +331,7 @@ impl Engine {
             (None, None) => None,
         };
         let mut record = TaskRecord::not_run(path, TaskState::Succeeded, None);
-        record.kind = "importer";
+        record.kind = TaskKind::Importer;
         record.attempts = 1;
         let Some(uri) = uri else {
             record.state = TaskState::Failed;

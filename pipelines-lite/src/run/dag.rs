@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use super::inputs::{FinalStatus, Resolved};
-use super::{CacheOutcome, Engine, TaskRecord, TaskState, Values};
+use super::{CacheOutcome, Engine, TaskKind, TaskRecord, TaskState, Values};
 use crate::cel::{Bindings, Program};
 use crate::spec::{ComponentSpec, DagSpec, TaskSpec, TriggerStrategy};
 
@@ -197,7 +197,7 @@ impl Engine {
                 Err(e) => (TaskState::Failed, Some(e), Values::default()),
             };
             let mut record = TaskRecord::not_run(path, state, error.clone());
-            record.kind = "dag";
+            record.kind = TaskKind::Dag;
             record.duration = started.elapsed();
             record.outputs = outputs.parameters.clone();
             self.record(record);
@@ -360,7 +360,7 @@ impl TaskRecord {
     pub(crate) fn not_run(path: String, state: TaskState, error: Option<String>) -> Self {
         Self {
             path,
-            kind: "container",
+            kind: TaskKind::Container,
             state,
             attempts: 0,
             duration: std::time::Duration::ZERO,

@@ -119,13 +119,25 @@ pub enum CacheOutcome {
     Miss(Vec<String>),
 }
 
+/// What a task is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    /// A container executor, run as a local process.
+    Container,
+    /// An importer executor.
+    Importer,
+    /// A sub-DAG: a condition, a loop, an exit handler or a pipeline used as a component.
+    Dag,
+}
+
 /// What happened to one task.
 #[derive(Debug, Clone, Serialize)]
 pub struct TaskRecord {
     /// Its path in the DAG (`for-loop-2[1]/train`).
     pub path: String,
-    /// The executor (`container`, `importer`) or `dag`.
-    pub kind: &'static str,
+    /// What ran it.
+    pub kind: TaskKind,
     /// How it ended.
     pub state: TaskState,
     /// Attempts made (0 when nothing ran).

@@ -34,6 +34,8 @@ enum Command {
     Rollout(cli::RolloutArgs),
     /// Run Kubeflow Pipelines v2 pipelines (compiled by the kfp SDK) on this machine.
     Pipeline(cli::PipelineArgs),
+    /// Where a pipeline artifact came from: run, task, parameters, inputs.
+    Lineage(cli::LineageArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -70,6 +72,7 @@ fn main() -> std::process::ExitCode {
         Command::Logs(args) => return admin(runtime.block_on(args.run())),
         Command::Rollout(args) => return admin(runtime.block_on(args.run())),
         Command::Pipeline(args) => return admin(runtime.block_on(args.run())),
+        Command::Lineage(args) => return admin(runtime.block_on(args.run())),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

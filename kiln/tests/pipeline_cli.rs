@@ -261,3 +261,61 @@ fn ctrl_c_stops_every_running_step_and_marks_the_run_cancelled() {
     let runs = stdout(&b.run(&["runs"]));
     assert!(runs.contains("CANCELLED"), "{runs}");
 }
+
+#[test]
+fn lineage_names_the_run_task_parameters_and_first_inputs_of_an_artifact() {
+    let Some(b) = Bench::new() else { return };
+    let file = b.compile("cached");
+    let source = b.path("source.txt");
+    std::fs::write(&source, "abc").unwrap();
+    let marker = b.path("marker");
+    let out = b.run(&[
+        "run",
+        file.to_str().unwrap(),
+        "--param",
+        &format!("source={}", source.display()),
+        "--param",
+        &format!("marker={}", marker.display()),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let run: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let id = run["id"].as_str().unwrap();
+    let load = run["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["path"] == "load")
+        .unwrap();
+    let data = load["artifacts"]["data"][0]["uri"].as_str().unwrap();
+
+    let mut lineage = Command::new(env!("CARGO_BIN_EXE_kiln"));
+    lineage
+        .arg("lineage")
+        .arg(format!("file://{data}"))
+        .arg("--state-dir")
+        .arg(b.path("state"));
+    let out = lineage.output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!(
+            "produced by task load of run {id} (pipeline cached)"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("input raw: {}", source.display())),
+        "{text}"
+    );
+    assert!(text.contains("produced by task importer"), "{text}");
+    assert!(text.contains("parameters {\"marker\":"), "{text}");
+
+    let mut missing = Command::new(env!("CARGO_BIN_EXE_kiln"));
+    missing
+        .args(["lineage", "/nowhere"])
+        .arg("--state-dir")
+        .arg(b.path("state"));
+    assert_eq!(missing.output().unwrap().status.code(), Some(2));
+}

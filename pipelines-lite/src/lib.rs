@@ -10,6 +10,7 @@ pub mod cel;
 pub mod clock;
 pub mod digest;
 pub mod executor_input;
+pub mod lineage;
 pub mod placeholder;
 pub mod process;
 pub mod python_env;

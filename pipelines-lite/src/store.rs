@@ -159,6 +159,7 @@ impl Store {
         let conn = Connection::open(&path).map_err(wrap)?;
         conn.busy_timeout(Duration::from_secs(5)).map_err(wrap)?;
         conn.execute_batch(SCHEMA).map_err(wrap)?;
+        conn.execute_batch(crate::lineage::SCHEMA).map_err(wrap)?;
         Ok(Self {
             path,
             conn: Mutex::new(conn),
@@ -201,8 +202,9 @@ impl Store {
             CacheOutcome::Hit => ("hit", Vec::new()),
             CacheOutcome::Miss(r) => ("miss", r.clone()),
         };
-        let conn = self.conn.lock();
-        conn.execute(
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction().map_err(|e| self.wrap(e))?;
+        tx.execute(
             "INSERT OR REPLACE INTO tasks (run_id, seq, path, kind, state, attempts, duration_ms, exit_code, error, cache, cache_reasons, outputs, artifacts, image, stdout, stderr)
              VALUES (?1, (SELECT COUNT(*) FROM tasks WHERE run_id = ?1), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             params![
@@ -223,8 +225,14 @@ impl Store {
                 read_log(t.logs.as_deref(), "stderr.log"),
             ],
         )
-        .map(drop)
-        .map_err(|e| self.wrap(e))
+        .map_err(|e| self.wrap(e))?;
+        let pipeline: String = tx
+            .query_row("SELECT pipeline FROM runs WHERE id = ?1", [run_id], |r| {
+                r.get(0)
+            })
+            .unwrap_or_default();
+        crate::lineage::record(&tx, run_id, &pipeline, t).map_err(|e| self.wrap(e))?;
+        tx.commit().map_err(|e| self.wrap(e))
     }
 
     /// Records how a run ended (`SUCCEEDED`, `FAILED`, `CANCELLED`).
@@ -303,6 +311,16 @@ impl Store {
             .collect::<Result<_, _>>()
             .map_err(|e| self.wrap(e))?;
         Ok((run, tasks))
+    }
+
+    /// Where the artifact at `uri` (a path or `file://` URI) came from: the run, task,
+    /// parameters and inputs that produced it, back to the first inputs.
+    pub fn lineage(&self, uri: &str) -> Result<Option<crate::lineage::Lineage>, StoreError> {
+        let uri = uri.strip_prefix("file://").unwrap_or(uri);
+        let uri = std::path::absolute(uri)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| uri.to_owned());
+        crate::lineage::trace(&self.conn.lock(), &uri).map_err(|e| self.wrap(e))
     }
 
     /// The logs of a run's tasks (one task when `task` is given).
@@ -450,5 +468,51 @@ mod tests {
             store.logs("00aa01", Some("nope")),
             Err(StoreError::NoSuchRun(_))
         ));
+    }
+
+    #[test]
+    fn lineage_follows_outputs_back_through_their_producers() {
+        use crate::executor_input::RuntimeArtifact;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("runs.db")).unwrap();
+        let start = RunStart {
+            id: "r1".into(),
+            pipeline: "p".into(),
+            pipeline_root: dir.path().into(),
+            parameters: BTreeMap::new(),
+        };
+        Store::run_started(&store, &start).unwrap();
+        let artifact = |uri: &str| RuntimeArtifact {
+            name: uri.into(),
+            type_schema: None,
+            uri: uri.into(),
+            metadata: Default::default(),
+        };
+        let mut make = record("make", TaskState::Succeeded, None);
+        make.artifacts = BTreeMap::from([("data".to_owned(), vec![artifact("/root/data")])]);
+        make.digests.insert("/root/data".into(), "sha256:d".into());
+        make.inputs = BTreeMap::from([("rows".to_owned(), serde_json::json!(5))]);
+        let mut train = record("train", TaskState::Succeeded, None);
+        train.input_artifacts = make.artifacts.clone();
+        train.artifacts = BTreeMap::from([("model".to_owned(), vec![artifact("/root/model")])]);
+        train.digests = BTreeMap::from([
+            ("/root/data".into(), "sha256:d".into()),
+            ("/root/model".into(), "sha256:m".into()),
+        ]);
+        Store::task_finished(&store, "r1", &make).unwrap();
+        Store::task_finished(&store, "r1", &train).unwrap();
+
+        let model = store.lineage("file:///root/model").unwrap().unwrap();
+        assert_eq!(model.digest, "sha256:m");
+        let by = model.produced_by.unwrap();
+        assert_eq!(
+            (by.task.as_str(), by.run_id.as_str(), by.pipeline.as_str()),
+            ("train", "r1", "p")
+        );
+        let (name, data) = &by.inputs[0];
+        assert_eq!((name.as_str(), data.digest.as_str()), ("data", "sha256:d"));
+        let make = data.produced_by.as_ref().unwrap();
+        assert_eq!(make.parameters, serde_json::json!({"rows": 5}));
+        assert!(make.inputs.is_empty());
     }
 }

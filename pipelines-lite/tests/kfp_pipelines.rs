@@ -376,3 +376,58 @@ async fn the_platform_specs_deadline_kills_a_step_that_runs_past_it() {
         "{pid} still runs"
     );
 }
+
+#[tokio::test]
+async fn lineage_leads_from_an_artifact_back_to_the_file_the_pipeline_imported() {
+    let Some(b) = Bench::new() else { return };
+    let yaml = b.compile("cached");
+    let source = b.path("source.txt");
+    let marker = b.path("marker");
+    std::fs::write(&source, "abc").unwrap();
+    let store = std::sync::Arc::new(kiln_pipelines::Store::open(b.path("runs.db")).unwrap());
+    let params = [
+        ("source", source.to_str().unwrap()),
+        ("marker", marker.to_str().unwrap()),
+    ];
+    let file = kiln_pipelines::PipelineFile::parse(&yaml).unwrap();
+    let run = kiln_pipelines::run_pipeline_observed(
+        file,
+        b.options(&params),
+        std::sync::Arc::new(kiln_pipelines::TokioClock),
+        store.clone(),
+    )
+    .await
+    .unwrap();
+    let data = run.task("load").unwrap().artifacts["data"][0].uri.clone();
+
+    let lineage = store.lineage(&format!("file://{data}")).unwrap().unwrap();
+    assert_eq!(lineage.type_name, "system.Dataset");
+    assert_eq!(
+        lineage.digest,
+        kiln_pipelines::digest::content_digest(std::path::Path::new(&data)).unwrap()
+    );
+    let load = lineage.produced_by.unwrap();
+    assert_eq!(
+        (
+            load.run_id.as_str(),
+            load.pipeline.as_str(),
+            load.task.as_str()
+        ),
+        (run.id.as_str(), "cached", "load")
+    );
+    assert_eq!(load.parameters["marker"], json!(marker.to_str().unwrap()));
+    let (name, raw) = &load.inputs[0];
+    assert_eq!(name, "raw");
+    assert_eq!(raw.uri, source.to_str().unwrap());
+    assert_eq!(
+        raw.digest,
+        kiln_pipelines::digest::content_digest(&source).unwrap()
+    );
+    let importer = raw.produced_by.as_ref().unwrap();
+    assert_eq!(importer.task, "importer");
+    assert!(
+        importer.inputs.is_empty(),
+        "the imported file is a first input"
+    );
+    assert!(store.lineage("/nowhere").unwrap().is_none());
+}

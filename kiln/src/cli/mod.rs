@@ -4,10 +4,12 @@
 
 mod client;
 mod commands;
+mod lineage;
 mod pipeline;
 mod wait;
 
 pub(crate) use commands::{ApplyArgs, DeleteArgs, GetArgs, LogsArgs, RolloutArgs};
+pub(crate) use lineage::LineageArgs;
 pub(crate) use pipeline::PipelineArgs;
 
 /// Where the admin API is, and which namespace.

@@ -40,7 +40,7 @@ enum PipelineCommand {
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum Format {
+pub(super) enum Format {
     /// YAML.
     Yaml,
     /// JSON.
@@ -120,7 +120,7 @@ fn failed(e: impl std::fmt::Display) -> CliError {
 }
 
 /// An error with its whole chain of sources, on one line.
-fn chain(e: &dyn std::error::Error) -> String {
+pub(super) fn chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
@@ -130,13 +130,18 @@ fn chain(e: &dyn std::error::Error) -> String {
     text
 }
 
+/// The pipelines' folder under the state dir, and the run store in it.
+pub(super) fn open_store(state_dir: Option<PathBuf>) -> Result<(PathBuf, Store), CliError> {
+    let state = state_dir
+        .unwrap_or_else(crate::up::default_state_dir)
+        .join("pipelines");
+    let store = Store::open(state.join("runs.db")).map_err(|e| failed(chain(&e)))?;
+    Ok((state, store))
+}
+
 impl PipelineArgs {
     pub(crate) async fn run(self) -> Result<(), CliError> {
-        let state = self
-            .state_dir
-            .unwrap_or_else(crate::up::default_state_dir)
-            .join("pipelines");
-        let store = Store::open(state.join("runs.db")).map_err(|e| failed(chain(&e)))?;
+        let (state, store) = open_store(self.state_dir)?;
         match self.command {
             PipelineCommand::Run(args) => args.run(state, Arc::new(store)).await,
             PipelineCommand::Runs(args) => list(&store, args),
@@ -440,7 +445,7 @@ fn logs(store: &Store, args: LogsArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-fn print<T: serde::Serialize>(value: &T, format: Format) -> Result<(), CliError> {
+pub(super) fn print<T: serde::Serialize>(value: &T, format: Format) -> Result<(), CliError> {
     let text = match format {
         Format::Json => serde_json::to_string_pretty(value).map_err(failed)?,
         Format::Yaml => serde_saphyr::to_string(value).map_err(failed)?,

@@ -43,6 +43,8 @@ impl Engine {
         let started = Instant::now();
         let mut record = TaskRecord::not_run(path.clone(), TaskState::Failed, None);
         record.image = Some(container.image.clone());
+        record.inputs = inputs.parameters.clone();
+        record.input_artifacts = inputs.artifacts.clone();
         let result = self
             .run_container(
                 &path,
@@ -64,6 +66,7 @@ impl Engine {
                 };
                 record.outputs = values.parameters.clone();
                 record.artifacts = values.artifacts.clone();
+                add_digests(&mut record.digests, &values.artifacts);
                 Outcome::Succeeded(values)
             }
             Err(e) => {
@@ -115,6 +118,14 @@ impl Engine {
                 .is_some_and(|c| c.enable_cache)
         });
         let parts = key_parts(container, component, inputs)?;
+        for (name, list) in &inputs.artifacts {
+            let digests = parts.artifacts.get(name).into_iter().flatten();
+            for (a, d) in list.iter().zip(digests) {
+                if d.starts_with("sha256:") {
+                    record.digests.insert(a.uri.clone(), d.clone());
+                }
+            }
+        }
         let identity = format!("{pipeline}/{path}");
         if let Some(cache) = use_cache {
             let targets = outputs_art
@@ -360,8 +371,27 @@ impl Engine {
             artifacts: BTreeMap::from([(name, vec![artifact])]),
         };
         record.artifacts = values.artifacts.clone();
+        add_digests(&mut record.digests, &values.artifacts);
         self.record(record);
         Outcome::Succeeded(values)
+    }
+}
+
+/// Adds the content digest of every artifact whose content is here.
+fn add_digests(
+    digests: &mut BTreeMap<String, String>,
+    artifacts: &BTreeMap<String, Vec<RuntimeArtifact>>,
+) {
+    for a in artifacts.values().flatten() {
+        let path = Path::new(&a.uri);
+        if path.exists() {
+            match content_digest(path) {
+                Ok(d) => {
+                    digests.insert(a.uri.clone(), d);
+                }
+                Err(e) => tracing::warn!("could not read {} for its digest: {e}", a.uri),
+            }
+        }
     }
 }
 

@@ -371,6 +371,9 @@ impl TaskRecord {
             artifacts: BTreeMap::new(),
             image: None,
             logs: None,
+            inputs: BTreeMap::new(),
+            input_artifacts: BTreeMap::new(),
+            digests: BTreeMap::new(),
         }
     }
 }

@@ -158,6 +158,13 @@ pub struct TaskRecord {
     pub image: Option<String>,
     /// Where its stdout and stderr went.
     pub logs: Option<PathBuf>,
+    /// Input parameters of a leaf task.
+    pub inputs: BTreeMap<String, Value>,
+    /// Input artifacts of a leaf task.
+    pub input_artifacts: BTreeMap<String, Vec<RuntimeArtifact>>,
+    /// Content digest (`sha256:...`) of each input and output artifact, by URI, where the
+    /// content is a local file or folder.
+    pub digests: BTreeMap<String, String>,
 }
 
 /// A finished run.

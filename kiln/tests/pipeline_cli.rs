@@ -26,6 +26,14 @@ fn kfp_python() -> Option<PathBuf> {
     }
 }
 
+/// `to` as a path relative to the folder `from` (both absolute).
+fn relative_to(from: &Path, to: &Path) -> PathBuf {
+    let up = from.components().count() - 1;
+    let mut path: PathBuf = std::iter::repeat_n("..", up).collect();
+    path.push(to.strip_prefix("/").unwrap());
+    path
+}
+
 struct Bench {
     dir: tempfile::TempDir,
     python: PathBuf,
@@ -122,6 +130,31 @@ fn a_run_succeeds_with_exit_0_and_runs_get_and_logs_read_it_back() {
     assert_eq!(double["state"], "SUCCEEDED");
     let yaml = stdout(&b.run(&["get", &id, "-o", "yaml"]));
     assert!(yaml.contains("path: double"), "{yaml}");
+
+    // A relative state dir works too (steps run in folders of their own).
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .current_dir(b.dir.path())
+        .args([
+            "pipeline",
+            "--state-dir",
+            "relative-state",
+            "run",
+            "typed.yaml",
+            "--no-cache",
+        ])
+        .env(
+            "KILN_PIPELINE_PYTHON_ENVS",
+            relative_to(b.dir.path(), &cache_dir().join("pipelines-python-envs")),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
 
     let logs = b.run(&["logs", &id, "describe"]);
     assert_eq!(logs.status.code(), Some(0));

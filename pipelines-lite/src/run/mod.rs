@@ -329,6 +329,14 @@ pub async fn run_pipeline_observed(
     observer: Arc<dyn Observer>,
 ) -> Result<Run, StartError> {
     let warnings = validate(&file)?;
+    // Steps run in their own folders: every path handed to them must be absolute.
+    let mut options = options;
+    for dir in [&mut options.state_dir, &mut options.python_envs_dir] {
+        *dir = std::path::absolute(&*dir).map_err(|source| StartError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+    }
     for w in &warnings {
         tracing::warn!("{w}");
     }

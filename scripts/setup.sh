@@ -7,6 +7,7 @@
 #   native/libtorch-cuda/{lib,include}       the same plus libtorch_cuda.so, for the CUDA build
 #                                            (only with KILN_SETUP_CUDA=1, as build.sh --cuda sets)
 #   venv/                                    Python for fixtures and test servers (moto, tritonclient, onnx)
+#   venv-kfp/                                the kfp SDK (2.17.3) that compiles pipelines-lite's test pipelines
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -105,6 +106,19 @@ if [ ! -f "$CACHE/npm/.done" ]; then
   touch "$CACHE/npm/.done"
 fi
 # --- end kiln-storage --------------------------------------------------------------------------
+
+# --- kiln-pipelines: the kfp SDK for pipelines-lite/tests (compiles the test pipelines) -------
+# Pinned: the tests check Kiln against what this exact SDK writes. The prepared environments
+# the tests' lightweight components run in are made by Kiln itself, under
+# $CACHE/pipelines-python-envs, on the first test run.
+if [ ! -f "$CACHE/venv-kfp/.done" ]; then
+  log "creating the kfp SDK environment in $CACHE/venv-kfp"
+  "$PYTHON" -m venv "$CACHE/venv-kfp"
+  "$CACHE/venv-kfp/bin/pip" install --quiet --upgrade pip
+  "$CACHE/venv-kfp/bin/pip" install --quiet "kfp==2.17.3"
+  touch "$CACHE/venv-kfp/.done"
+fi
+# --- end kiln-pipelines ------------------------------------------------------------------------
 
 # KServe's Python clients, in their own environment (their grpcio/protobuf pins differ from
 # tritonclient's): kiln/tests/clients/kserve_clients.py.

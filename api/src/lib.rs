@@ -8,7 +8,7 @@
 //! - [`model_format`], [`load::ScaleMetric`]: the enums manifests, the controller, the
 //!   predictor and the autoscaler share.
 //! - [`error_body`]: the `{"error": ...}` body of every HTTP error.
-//! - [`quantity`]: Kubernetes resource quantities (CPU, memory).
+//! - [`quantity`]: Kubernetes resource quantities (CPU, memory); [`yaml`]: how YAML is read.
 //! - [`predictor_event`]: the predictor's stdout event lines.
 //! - [`error_chain`], [`shutdown`]: walking an error's sources; waiting for SIGTERM/Ctrl-C.
 
@@ -22,6 +22,7 @@ pub mod predictor_event;
 pub mod protocol;
 pub mod quantity;
 pub mod shutdown;
+pub mod yaml;
 
 pub use inference_service::DEFAULT_NAMESPACE;
 pub use model_format::ModelFormat;

@@ -32,6 +32,10 @@ enum Command {
     Logs(cli::LogsArgs),
     /// Canary rollouts: status, canary, promote, rollback.
     Rollout(cli::RolloutArgs),
+    /// Run Kubeflow Pipelines v2 pipelines (compiled by the kfp SDK) on this machine.
+    Pipeline(cli::PipelineArgs),
+    /// Where a pipeline artifact came from: run, task, parameters, inputs.
+    Lineage(cli::LineageArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -67,6 +71,8 @@ fn main() -> std::process::ExitCode {
         Command::Delete(args) => return admin(runtime.block_on(args.run())),
         Command::Logs(args) => return admin(runtime.block_on(args.run())),
         Command::Rollout(args) => return admin(runtime.block_on(args.run())),
+        Command::Pipeline(args) => return admin(runtime.block_on(args.run())),
+        Command::Lineage(args) => return admin(runtime.block_on(args.run())),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -49,7 +49,7 @@ struct UpConfig {
     capacity: kiln_controller::local::CapacityConfig,
 }
 
-fn default_state_dir() -> PathBuf {
+pub(crate) fn default_state_dir() -> PathBuf {
     std::env::var_os("XDG_STATE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
@@ -63,7 +63,7 @@ fn read_config(path: Option<&Path>) -> anyhow::Result<UpConfig> {
     };
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let config: UpConfig = serde_saphyr::from_str(&text)
+    let config: UpConfig = kiln_api::yaml::from_str(&text)
         .with_context(|| format!("{} is not a valid Kiln config", path.display()))?;
     if let Some(autoscaler) = &config.autoscaler {
         autoscaler

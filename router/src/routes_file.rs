@@ -73,7 +73,7 @@ fn endpoint(text: &str) -> Result<SocketAddr, String> {
 
 /// Parses the text of a routes file.
 pub fn parse(text: &str, default_timeout: Duration) -> Result<Vec<ServiceSpec>, String> {
-    let file: File = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+    let file: File = kiln_api::yaml::from_str(text).map_err(|e| e.to_string())?;
     file.services
         .into_iter()
         .map(|s| {

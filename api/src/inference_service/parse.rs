@@ -230,7 +230,7 @@ impl Collector {
                 values.push((document.first_line, Value::Null));
                 continue;
             }
-            match serde_saphyr::from_str::<Value>(document.text) {
+            match crate::yaml::from_str::<Value>(document.text) {
                 Ok(value) => values.push((document.first_line, value)),
                 Err(e) => {
                     let line = e

@@ -61,7 +61,7 @@ fn reads_a_knative_config_map_with_string_values() {
         max-scale-limit: "100"
         pod-autoscaler-class: "kpa.autoscaling.knative.dev"
     "#;
-    let config: AutoscalerConfig = serde_saphyr::from_str(yaml).unwrap();
+    let config: AutoscalerConfig = kiln_api::yaml::from_str(yaml).unwrap();
     assert_eq!(config.stable_window, Duration::from_secs(60));
     assert_eq!(config.panic_window_percentage, 20.0);
     assert_eq!(config.panic_threshold_percentage, 300.0);
@@ -92,7 +92,7 @@ fn reads_numbers_and_booleans_from_json() {
 
 #[test]
 fn a_deserialization_error_names_the_key_and_range() {
-    let err = serde_saphyr::from_str::<AutoscalerConfig>("stable-window: 2h").unwrap_err();
+    let err = kiln_api::yaml::from_str::<AutoscalerConfig>("stable-window: 2h").unwrap_err();
     let message = err.to_string();
     assert!(
         message.contains("stable-window") && message.contains("[6s, 1h]"),

@@ -4,10 +4,14 @@
 
 mod client;
 mod commands;
+mod lineage;
 mod output;
+mod pipeline;
 mod wait;
 
 pub(crate) use commands::{ApplyArgs, DeleteArgs, GetArgs, LogsArgs, RolloutArgs};
+pub(crate) use lineage::LineageArgs;
+pub(crate) use pipeline::PipelineArgs;
 
 /// Where the admin API is, and which namespace.
 #[derive(Debug, Clone, clap::Args)]

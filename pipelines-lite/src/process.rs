@@ -155,6 +155,11 @@ mod tests {
             .trim()
             .parse()
             .unwrap();
+        // SIGKILL went to the whole group; the kernel takes a moment to finish it off.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while alive(pid) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         assert!(!alive(pid), "the grandchild {pid} outlived its step");
     }
 

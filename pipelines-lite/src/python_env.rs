@@ -88,6 +88,15 @@ pub enum EnvError {
         /// The tail of its stderr.
         stderr: String,
     },
+    /// The lock beside an environment could not be taken.
+    #[error("could not lock {path}")]
+    Lock {
+        /// The lock file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The stamp could not be written.
     #[error("could not write {path}")]
     Stamp {
@@ -133,6 +142,14 @@ impl PythonEnvs {
         if stamp.exists() {
             return Ok(env.join("bin"));
         }
+        // Other processes (a second `kiln pipeline run`, another test binary) may be making
+        // the same environment: one makes it, under an exclusive lock on a file beside it,
+        // the others wait and find it made. (A venv cannot be made elsewhere and renamed:
+        // its scripts name their own path.)
+        let _made_by_us = self.lock_file(&id).await?;
+        if stamp.exists() {
+            return Ok(env.join("bin"));
+        }
         tracing::info!(env = %env.display(), install = %line.text, "preparing a Python environment");
         let _ = std::fs::remove_dir_all(&env);
         let venv = [
@@ -156,6 +173,30 @@ impl PythonEnvs {
             source,
         })?;
         Ok(env.join("bin"))
+    }
+}
+
+impl PythonEnvs {
+    /// Takes the exclusive lock on `<dir>/<id>.lock`, waiting for another process's; held
+    /// until the returned file is dropped.
+    async fn lock_file(&self, id: &str) -> Result<std::fs::File, EnvError> {
+        let path = self.dir.join(format!("{id}.lock"));
+        let locked = path.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Some(dir) = locked.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&locked)?;
+            file.lock()?;
+            Ok(file)
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        .map_err(|source| EnvError::Lock { path, source })
     }
 }
 

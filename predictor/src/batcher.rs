@@ -66,7 +66,16 @@ struct Job {
     inputs: Vec<Tensor>,
     rows: usize,
     enqueued: Instant,
-    reply: oneshot::Sender<Result<Vec<Tensor>, InferError>>,
+    reply: oneshot::Sender<Reply>,
+}
+
+/// What a caller hears back about its job.
+#[derive(Debug)]
+enum Reply {
+    /// The model ran it.
+    Ran(Result<Vec<Tensor>, InferError>),
+    /// The model thread ended before taking it: it never reached the model (503).
+    NotRun,
 }
 
 /// A handle to the model worker; cheap to clone. The worker thread stops once every handle
@@ -146,10 +155,15 @@ impl Worker {
                 arrivals.count() == 0
             })
             .map_err(|_| ServeError::Unavailable("the model worker has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| ServeError::Internal("the model worker stopped during inference".into()))?
-            .map_err(|e| ServeError::Internal(e.to_string()))
+        match answer.await {
+            Ok(Reply::Ran(result)) => result.map_err(|e| ServeError::Internal(e.to_string())),
+            Ok(Reply::NotRun) => Err(ServeError::Unavailable(
+                "the model worker has stopped".into(),
+            )),
+            Err(_) => Err(ServeError::Internal(
+                "the model worker stopped during inference".into(),
+            )),
+        }
     }
 }
 
@@ -218,7 +232,11 @@ struct StopServing<'a>(&'a JobQueue<Job>);
 
 impl Drop for StopServing<'_> {
     fn drop(&mut self) {
-        drop(self.0.close_and_take_all());
+        // Answered, not just dropped: a job queued while a crashed batch unwound never
+        // reached the model, and its caller hears 503, not the crashed batch's 500.
+        for job in self.0.close_and_take_all() {
+            let _ = job.reply.send(Reply::NotRun);
+        }
     }
 }
 
@@ -244,7 +262,7 @@ fn run_batch(model: &mut dyn Model, mut batch: Vec<Job>, metrics: &Metrics, repl
     if batch.len() == 1 {
         let job = batch.pop().expect("one job");
         let result = model.infer(job.inputs);
-        let _ = job.reply.send(result);
+        let _ = job.reply.send(Reply::Ran(result));
         return;
     }
     let inputs = concat_inputs(&batch, total_rows);
@@ -255,21 +273,18 @@ fn run_batch(model: &mut dyn Model, mut batch: Vec<Job>, metrics: &Metrics, repl
         Ok(per_job) => batch
             .into_iter()
             .zip(per_job)
-            .map(|(job, outputs)| (job.reply, Ok(outputs)))
+            .map(|(job, outputs)| (job.reply, Reply::Ran(Ok(outputs))))
             .collect(),
         Err(e) => batch
             .into_iter()
-            .map(|job| (job.reply, Err(InferError(e.0.clone()))))
+            .map(|job| (job.reply, Reply::Ran(Err(InferError(e.0.clone())))))
             .collect(),
     };
     replies.deliver(answers);
 }
 
 /// One caller's answer: where it goes, and what it is.
-type Answer = (
-    oneshot::Sender<Result<Vec<Tensor>, InferError>>,
-    Result<Vec<Tensor>, InferError>,
-);
+type Answer = (oneshot::Sender<Reply>, Reply);
 
 /// Hands a batch's answers to a task on the async runtime, which completes each caller.
 ///

@@ -9,6 +9,8 @@
 //! address to the report file, and SIGKILLs itself. The parent then checks that every one of
 //! those processes is gone and the API server's port is closed. Needs root (the test node).
 
+mod common;
+
 use std::net::TcpStream;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -20,6 +22,8 @@ use kiln_kube_testkit::{Component, ControlPlane, TestNode};
 use kube::api::{Api, PostParams};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+
+use common::children;
 
 const NAME: &str = "processes_die_with_the_test_binary_even_on_sigkill";
 const REPORT: &str = "KILN_KUBE_DIE_REPORT";
@@ -78,28 +82,6 @@ fn sleeper(node: &str) -> Pod {
         }),
         ..Pod::default()
     }
-}
-
-/// The processes whose parent is `pid`.
-fn children(pid: u32) -> Vec<u32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // "pid (comm) state ppid ...": the fields after the command name.
-        let parent = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|p| p.parse::<u32>().ok());
-        if parent == Some(pid) {
-            found.push(child);
-        }
-    }
-    found
 }
 
 fn child(report: &Path) -> ! {

@@ -300,6 +300,78 @@ async fn kill_9_and_restart_keeps_services_and_leaves_no_orphans() {
 }
 
 #[test]
+fn kill_9_during_a_loop_of_applies_loses_no_acknowledged_apply_and_leaves_nothing_behind() {
+    let state = tempfile::tempdir().unwrap();
+    let mut up = Up::start(state.path());
+    up.apply(&manifest("steady", "    minReplicas: 1\n", "s"));
+    up.wait_for("steady", Duration::from_secs(30), "Ready", ready);
+    let pids = up.replica_pids();
+    assert!(!pids.is_empty());
+    let at_zero = "    minReplicas: 0\n";
+    let admin = format!("http://127.0.0.1:{}", up.admin_port);
+    let dir = state.path().to_owned();
+    // Applies one after another, noting each one kiln acknowledged, until one is refused.
+    let applier = std::thread::spawn(move || {
+        let mut acknowledged = Vec::new();
+        for i in 0..200 {
+            let name = format!("loop-{i}");
+            let file = dir.join(format!("{name}.yaml"));
+            let text = manifest(&name, at_zero, "l").replace(
+                "metadata:\n",
+                "metadata:\n  annotations:\n    autoscaling.knative.dev/initial-scale: \"0\"\n",
+            );
+            std::fs::write(&file, text).unwrap();
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+                .args(["apply", "-f", file.to_str().unwrap()])
+                .env("KILN_SERVER", &admin)
+                .output()
+                .unwrap();
+            if !out.status.success() {
+                break;
+            }
+            acknowledged.push(name);
+        }
+        acknowledged
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    up.child.kill().unwrap(); // SIGKILL, in the middle of the loop
+    up.child.wait().unwrap();
+    let acknowledged = applier.join().unwrap();
+    assert!(acknowledged.len() >= 2, "the loop ran: {acknowledged:?}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pids.iter().any(|&p| common::is_running(p)) {
+        assert!(
+            Instant::now() < deadline,
+            "replicas {pids:?} outlived kiln up"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(up);
+
+    let up = Up::start(state.path());
+    for name in &acknowledged {
+        let out = up.kiln(&["get", "isvc", name, "-o", "json"]);
+        assert!(
+            out.status.success(),
+            "acknowledged {name} lost after kill -9"
+        );
+    }
+    let leftovers: Vec<String> = std::fs::read_dir(state.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    up.wait_for(
+        "steady",
+        Duration::from_secs(30),
+        "restored and Ready",
+        ready,
+    );
+}
+
+#[test]
 fn bad_manifests_exit_2_and_apply_nothing() {
     let state = tempfile::tempdir().unwrap();
     let up = Up::start(state.path());

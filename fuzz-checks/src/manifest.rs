@@ -88,3 +88,19 @@ pub fn inference_service(data: &[u8]) {
         assert_eq!(again.servable.spec_hash(), service.servable.spec_hash());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_files_naming_a_host_endpoint_are_found_before_the_parser_resolves_them() {
+        let text = "services:\n  - name: a\n    revisions:\n      - name: r\n        endpoints: [\"127.0.0.1:1\", \"models.invalid:80\"]\n";
+        let value: Value = serde_saphyr::from_str(text).unwrap();
+        assert!(any_string(&value, &needs_resolver));
+        let text =
+            "services: [{name: a, revisions: [{name: r, endpoints: [\"[::1]:80\", nowhere]}]}]";
+        let value: Value = serde_saphyr::from_str(text).unwrap();
+        assert!(!any_string(&value, &needs_resolver));
+    }
+}

@@ -75,7 +75,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         let (whole, had_whole, after_whole) = leading_int(rest);
         let whole = whole.ok_or_else(|| DurationError::Overflow(owned()))?;
         rest = after_whole;
-        let (mut fraction, mut scale, mut had_fraction) = (0u128, 1u128, false);
+        let (mut fraction, mut scale, mut had_fraction) = (0u128, 1f64, false);
         if let Some(after_dot) = rest.strip_prefix('.') {
             let (f, s, after_fraction) = leading_fraction(after_dot);
             had_fraction = after_fraction.len() != after_dot.len();
@@ -102,7 +102,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
             .ok_or_else(|| DurationError::Overflow(owned()))?;
         if fraction > 0 {
             // Go: v += uint64(float64(f) * (float64(unit) / scale)).
-            value += (fraction as f64 * (nanos_per_unit as f64 / scale as f64)) as u128;
+            value += (fraction as f64 * (nanos_per_unit as f64 / scale)) as u128;
         }
         total += value;
         if total > LIMIT_NANOS {
@@ -135,10 +135,11 @@ fn leading_int(text: &str) -> (Option<u128>, bool, &str) {
 }
 
 /// The fraction digits at the start of `text` as `(value, scale, rest)`, value / scale being
-/// the fraction; digits past what fits are read and dropped, as Go does.
-fn leading_fraction(text: &str) -> (u128, u128, &str) {
+/// the fraction; digits past what fits are read and dropped, as Go does. The scale is a
+/// float, as in Go: leading zeros (`0.000…001s`) grow it past any integer's range.
+fn leading_fraction(text: &str) -> (u128, f64, &str) {
     let len = text.bytes().take_while(u8::is_ascii_digit).count();
-    let (mut value, mut scale, mut overflowed) = (0u128, 1u128, false);
+    let (mut value, mut scale, mut overflowed) = (0u128, 1f64, false);
     for digit in text[..len].bytes() {
         if overflowed {
             continue;
@@ -146,7 +147,7 @@ fn leading_fraction(text: &str) -> (u128, u128, &str) {
         match value.checked_mul(10).map(|v| v + u128::from(digit - b'0')) {
             Some(v) if v <= LIMIT_NANOS => {
                 value = v;
-                scale *= 10;
+                scale *= 10.0;
             }
             _ => overflowed = true,
         }
@@ -182,7 +183,15 @@ impl fmt::Display for FormattedDuration {
             return f.write_str("0s");
         }
         if duration.subsec_nanos() != 0 {
-            return write!(f, "{}ms", duration.as_secs_f64() * 1e3);
+            // Exact milliseconds with up to six decimals (whole nanoseconds): through an f64,
+            // durations past a few hours lost their last nanoseconds and parsed back different.
+            let nanos = duration.as_nanos();
+            let (millis, fraction) = (nanos / 1_000_000, nanos % 1_000_000);
+            if fraction == 0 {
+                return write!(f, "{millis}ms");
+            }
+            let fraction = format!("{fraction:06}");
+            return write!(f, "{millis}.{}ms", fraction.trim_end_matches('0'));
         }
         let secs = duration.as_secs();
         let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
@@ -272,6 +281,47 @@ mod tests {
     fn what_it_formats_it_parses_back() {
         for d in [1, 59, 60, 61, 3599, 3600, 3661, 86_400] {
             let d = Duration::from_secs(d);
+            assert_eq!(parse_duration(&format_duration(d)), Ok(d));
+        }
+    }
+
+    #[test]
+    fn long_fractions_read_like_go() {
+        // More than 38 fraction digits overflowed an integer scale (a panic with overflow
+        // checks, a wrong value without): fuzz/corpus/duration/crash-long-fraction.
+        let zeros = "0".repeat(60);
+        assert_eq!(
+            parse_duration(&format!("1.{zeros}s")),
+            Ok(Duration::from_secs(1))
+        );
+        assert_eq!(parse_duration(&format!(".{zeros}1s")), Ok(Duration::ZERO));
+        assert_eq!(
+            parse_duration(&format!("1.5{zeros}h")),
+            Ok(Duration::from_secs(5400))
+        );
+        let digits = "9".repeat(400);
+        // Go keeps the first 18 digits and rounds through a float, as here: 1s.
+        assert_eq!(
+            parse_duration(&format!("0.{digits}s")),
+            Ok(Duration::from_secs(1))
+        );
+    }
+
+    #[test]
+    fn fractions_of_a_second_format_exactly_to_the_nanosecond() {
+        assert_eq!(format_duration(Duration::from_micros(1500)), "1.5ms");
+        assert_eq!(format_duration(Duration::from_nanos(1)), "0.000001ms");
+        assert_eq!(format_duration(Duration::from_nanos(100_000)), "0.1ms");
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
+        // The fuzzer's find (fuzz/corpus/duration/crash-format-loses-nanoseconds): through an
+        // f64 this printed 3832053578541.0664ms, 2 ns short.
+        let d = Duration::new(3_832_053_578, 541_066_290);
+        assert_eq!(format_duration(d), "3832053578541.06629ms");
+        for d in [
+            d,
+            Duration::from_nanos(i64::MAX as u64),
+            Duration::new(86_400, 1),
+        ] {
             assert_eq!(parse_duration(&format_duration(d)), Ok(d));
         }
     }

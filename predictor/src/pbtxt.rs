@@ -50,14 +50,21 @@ pub(crate) fn parse(text: &str) -> Result<Vec<(String, Value)>, ParseError> {
     let mut p = Parser {
         s: text.as_bytes(),
         i: 0,
+        depth: 0,
     };
     let fields = p.fields(None)?;
     Ok(fields)
 }
 
+/// Most messages and lists open at once: protobuf's own text parser stops at 100 too. Each
+/// level is a call frame, so without a bound a few kilobytes of `[[[[` overflow the stack.
+const MAX_DEPTH: usize = 100;
+
 struct Parser<'a> {
     s: &'a [u8],
     i: usize,
+    /// Messages and lists open around the current position.
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -125,6 +132,20 @@ impl Parser<'_> {
     }
 
     fn value(&mut self, after_colon: bool) -> Result<Value, ParseError> {
+        if matches!(self.peek(), Some(b'{' | b'<' | b'[')) {
+            if self.depth == MAX_DEPTH {
+                return Err(self.err(format!("more than {MAX_DEPTH} nested messages or lists")));
+            }
+            self.depth += 1;
+            let value = self.nested_value();
+            self.depth -= 1;
+            return value;
+        }
+        self.scalar_value(after_colon)
+    }
+
+    /// A message or a list, at the current position.
+    fn nested_value(&mut self) -> Result<Value, ParseError> {
         match self.peek() {
             Some(b'{') | Some(b'<') => {
                 let close = if self.s[self.i] == b'{' { b'}' } else { b'>' };
@@ -145,6 +166,13 @@ impl Parser<'_> {
                     }
                 }
             }
+            _ => Err(self.err("expected a message or a list")),
+        }
+    }
+
+    /// A quoted string or a bare scalar (only after a `:`), at the current position.
+    fn scalar_value(&mut self, after_colon: bool) -> Result<Value, ParseError> {
+        match self.peek() {
             Some(b'"') | Some(b'\'') => {
                 let quote = self.s[self.i];
                 self.i += 1;
@@ -198,6 +226,18 @@ mod tests {
         let dims: Vec<_> = Value::all(input, "dims");
         assert_eq!(dims, vec![&Value::Scalar("784".into())]);
         assert_eq!(Value::all(&doc, "output").len(), 1);
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_overflowing_the_stack() {
+        let nested = |levels: usize| format!("a: {}{}", "[".repeat(levels), "]".repeat(levels));
+        assert!(parse(&nested(MAX_DEPTH)).is_ok());
+        let err = parse(&nested(MAX_DEPTH + 1)).unwrap_err();
+        assert!(err.to_string().contains("nested"), "{err}");
+        // A few kilobytes of brackets used to recurse once per byte until the stack overflowed.
+        assert!(parse(&format!("a: {}", "[".repeat(1_000_000))).is_err());
+        assert!(parse(&"a {".repeat(1_000_000)).is_err());
+        assert!(parse(&"a <".repeat(1_000_000)).is_err());
     }
 
     #[test]

@@ -41,12 +41,17 @@ pub enum SignatureError {
 /// Reads Triton's `config.pbtxt`. With `max_batch_size > 0` the batch dimension is implicit
 /// in `dims` and becomes a leading `-1`.
 pub fn from_triton_config(path: &Path) -> Result<Signature, SignatureError> {
-    let text = read(path)?;
+    from_triton_config_text(&read(path)?, path)
+}
+
+/// [`from_triton_config`] on the text of a `config.pbtxt` already read; `path` names the file
+/// in errors.
+pub fn from_triton_config_text(text: &str, path: &Path) -> Result<Signature, SignatureError> {
     let invalid = |message: String| SignatureError::Invalid {
         path: path.display().to_string(),
         message,
     };
-    let doc = pbtxt::parse(&text).map_err(|e| invalid(e.to_string()))?;
+    let doc = pbtxt::parse(text).map_err(|e| invalid(e.to_string()))?;
     let max_batch_size: i64 = Value::scalar(&doc, "max_batch_size")
         .unwrap_or("0")
         .parse()

@@ -35,6 +35,9 @@ mod builder;
 pub mod cli;
 mod coalesce;
 mod error;
+/// For the fuzz targets and their corpus replay test only (see the module docs).
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod grpc;
 mod h1;
 mod http;

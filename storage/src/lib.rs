@@ -23,6 +23,9 @@ mod archive;
 mod cache;
 mod error;
 mod fetch;
+/// For the fuzz targets and their corpus replay test only (see the module docs).
+#[doc(hidden)]
+pub mod fuzzing;
 mod local;
 mod uri;
 

@@ -13,10 +13,10 @@ mod buffer;
 mod connection;
 mod date;
 mod exchange;
-mod framing;
+pub(crate) mod framing;
 mod headers;
 mod io;
-mod request;
+pub(crate) mod request;
 mod response;
 mod upstream;
 

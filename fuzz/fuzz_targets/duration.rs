@@ -1,0 +1,5 @@
+//! A duration in Go's syntax, and a number of nanoseconds to format.
+//! The check lives in `kiln_fuzz_checks` (fuzz-checks/), shared with the corpus replay test.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| kiln_fuzz_checks::duration::check(data));

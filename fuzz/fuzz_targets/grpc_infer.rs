@@ -1,0 +1,5 @@
+//! A serialized gRPC `ModelInferRequest`, through prost and Kiln's conversion.
+//! The check lives in `kiln_fuzz_checks` (fuzz-checks/), shared with the corpus replay test.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| kiln_fuzz_checks::grpc::infer(data));

@@ -1,0 +1,5 @@
+//! InferenceService manifests, parsed and validated.
+//! The check lives in `kiln_fuzz_checks` (fuzz-checks/), shared with the corpus replay test.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| kiln_fuzz_checks::manifest::inference_service(data));

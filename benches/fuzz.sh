@@ -89,6 +89,18 @@ EOF
       printf "| %s | %d | %d | %d | %s | %d/%d/%d |\n", t, runs[t], secs[t], execs[t],
         (execs[t] >= 10000000 ? "met" : sprintf("%.1f%%", execs[t] / 100000)), oom[t], tmo[t], crash[t] } }' "$TSV"
   echo
+  echo "## Crashes found, each fixed, its input kept in the corpus (the replay test keeps it fixed)"
+  echo
+  found=$(cd "$ROOT" && ls fuzz/corpus/*/crash-* 2>/dev/null || true)
+  if [ -n "$found" ]; then
+    for f in $found; do echo "- \`$f\` ($(git -C "$ROOT" log --format='commit %h: %s' -1 -- "$f" | cut -c1-160))"; done
+  else
+    echo "None yet."
+  fi
+  echo
+  echo "A run's crash count is what that run's binaries hit; a crash fixed since counts in the"
+  echo "run that found it."
+  echo
   echo "## Runs, newest first"
   awk -F'\t' 'NR > 1 { key = $1 "\t" $2 "\t" $3; if (!(key in seen)) { seen[key] = ++n; keys[n] = key }
       rows[seen[key]] = rows[seen[key]] sprintf("| %s | %d | %d | %s | %s | %d |\n", $4, $5, $6, $7, $8, $9) }

@@ -164,18 +164,7 @@ impl Engine {
 
         let mut input = ExecutorInput::default();
         input.inputs.parameter_values = inputs.parameters.clone();
-        input.inputs.artifacts = inputs
-            .artifacts
-            .iter()
-            .map(|(n, l)| {
-                (
-                    n.clone(),
-                    ArtifactList {
-                        artifacts: l.clone(),
-                    },
-                )
-            })
-            .collect();
+        input.inputs.artifacts = artifact_lists(&inputs.artifacts);
         for name in component.output_definitions.parameters.keys() {
             let file = scratch.join("outputs").join(name);
             input.outputs.parameters.insert(
@@ -185,17 +174,7 @@ impl Engine {
                 },
             );
         }
-        input.outputs.artifacts = outputs_art
-            .iter()
-            .map(|(n, l)| {
-                (
-                    n.clone(),
-                    ArtifactList {
-                        artifacts: l.clone(),
-                    },
-                )
-            })
-            .collect();
+        input.outputs.artifacts = artifact_lists(&outputs_art);
         let output_file = scratch.join("executor_output.json");
         input.outputs.output_file = output_file.to_string_lossy().into_owned();
         let run = RunContext {
@@ -488,4 +467,19 @@ fn read_outputs(
         out.artifacts.insert(name.clone(), list);
     }
     Ok(out)
+}
+
+/// Artifacts by name in ExecutorInput's shape (`{"artifacts": [...]}` per name).
+fn artifact_lists(
+    by_name: &BTreeMap<String, Vec<RuntimeArtifact>>,
+) -> BTreeMap<String, ArtifactList> {
+    by_name
+        .iter()
+        .map(|(name, artifacts)| {
+            let list = ArtifactList {
+                artifacts: artifacts.clone(),
+            };
+            (name.clone(), list)
+        })
+        .collect()
 }

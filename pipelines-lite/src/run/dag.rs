@@ -147,14 +147,7 @@ impl Engine {
         let started = Instant::now();
         let inputs = match resolved {
             Ok(v) => v,
-            Err(e) => {
-                self.record(TaskRecord::not_run(
-                    path,
-                    TaskState::Failed,
-                    Some(e.clone()),
-                ));
-                return Outcome::Failed(e);
-            }
+            Err(e) => return self.failed_before_running(path, e),
         };
         if let Some(condition) = task
             .trigger_policy
@@ -176,14 +169,7 @@ impl Engine {
                     self.record(TaskRecord::not_run(path, TaskState::Skipped, None));
                     return Outcome::Skipped;
                 }
-                Err(e) => {
-                    self.record(TaskRecord::not_run(
-                        path,
-                        TaskState::Failed,
-                        Some(e.clone()),
-                    ));
-                    return Outcome::Failed(e);
-                }
+                Err(e) => return self.failed_before_running(path, e),
             }
         }
         if component.dag.is_some() {

@@ -249,6 +249,17 @@ impl Engine {
         self.records.lock().push(record);
     }
 
+    /// Records a task that failed before anything ran (its inputs or its condition), and
+    /// the outcome that says so.
+    fn failed_before_running(&self, path: String, error: String) -> dag::Outcome {
+        self.record(TaskRecord::not_run(
+            path,
+            TaskState::Failed,
+            Some(error.clone()),
+        ));
+        dag::Outcome::Failed(error)
+    }
+
     fn k8s(&self, label: &str) -> Option<&KubernetesExecutorConfig> {
         self.file
             .platform

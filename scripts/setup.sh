@@ -25,14 +25,20 @@ log() { echo "setup: $*" >&2; }
 # No second copy of every download in pip's own cache (the torch wheel alone is ~500 MB).
 export PIP_NO_CACHE_DIR=1
 
+# make_venv NAME WHAT PIP_ARGS...: a Python environment $CACHE/NAME with PIP_ARGS installed,
+# once (a .done stamp).
+make_venv() {
+  local dir="$CACHE/$1" what="$2"; shift 2
+  [ -f "$dir/.done" ] && return 0
+  log "creating $what in $dir"
+  "$PYTHON" -m venv "$dir"
+  "$dir/bin/pip" install --quiet --upgrade pip
+  "$dir/bin/pip" install --quiet "$@"
+  touch "$dir/.done"
+}
+
 # Python environment for fixtures and test servers.
-if [ ! -f "$CACHE/venv/.done" ]; then
-  log "creating Python environment in $CACHE/venv"
-  "$PYTHON" -m venv "$CACHE/venv"
-  "$CACHE/venv/bin/pip" install --quiet --upgrade pip
-  "$CACHE/venv/bin/pip" install --quiet -r "$ROOT/scripts/requirements.txt"
-  touch "$CACHE/venv/.done"
-fi
+make_venv venv "the Python environment" -r "$ROOT/scripts/requirements.txt"
 PIP="$CACHE/venv/bin/pip"
 
 # Download one wheel (no dependencies) into $WHEELS, once. Prints its path.
@@ -111,23 +117,11 @@ fi
 # Pinned: the tests check Kiln against what this exact SDK writes. The prepared environments
 # the tests' lightweight components run in are made by Kiln itself, under
 # $CACHE/pipelines-python-envs, on the first test run.
-if [ ! -f "$CACHE/venv-kfp/.done" ]; then
-  log "creating the kfp SDK environment in $CACHE/venv-kfp"
-  "$PYTHON" -m venv "$CACHE/venv-kfp"
-  "$CACHE/venv-kfp/bin/pip" install --quiet --upgrade pip
-  "$CACHE/venv-kfp/bin/pip" install --quiet "kfp==2.17.3"
-  touch "$CACHE/venv-kfp/.done"
-fi
+make_venv venv-kfp "the kfp SDK environment" "kfp==2.17.3"
 # --- end kiln-pipelines ------------------------------------------------------------------------
 
 # KServe's Python clients, in their own environment (their grpcio/protobuf pins differ from
 # tritonclient's): kiln/tests/clients/kserve_clients.py.
-if [ ! -f "$CACHE/venv-kserve/.done" ]; then
-  log "creating the KServe client environment in $CACHE/venv-kserve"
-  "$PYTHON" -m venv "$CACHE/venv-kserve"
-  "$CACHE/venv-kserve/bin/pip" install --quiet --upgrade pip
-  "$CACHE/venv-kserve/bin/pip" install --quiet "kserve==0.21.0"
-  touch "$CACHE/venv-kserve/.done"
-fi
+make_venv venv-kserve "the KServe client environment" "kserve==0.21.0"
 
 log "ready: $CACHE"

@@ -277,14 +277,7 @@ async fn kill_9_and_restart_keeps_services_and_leaves_no_orphans() {
     assert!(!pids.is_empty());
     up.child.kill().unwrap(); // SIGKILL
     up.child.wait().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while pids.iter().any(|&p| common::is_running(p)) {
-        assert!(
-            Instant::now() < deadline,
-            "predictors {pids:?} outlived kiln up"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert_gone_within(&pids, Duration::from_secs(5));
     drop(up);
 
     let up = Up::start(state.path());
@@ -338,14 +331,7 @@ fn kill_9_during_a_loop_of_applies_loses_no_acknowledged_apply_and_leaves_nothin
     up.child.wait().unwrap();
     let acknowledged = applier.join().unwrap();
     assert!(acknowledged.len() >= 2, "the loop ran: {acknowledged:?}");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while pids.iter().any(|&p| common::is_running(p)) {
-        assert!(
-            Instant::now() < deadline,
-            "replicas {pids:?} outlived kiln up"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert_gone_within(&pids, Duration::from_secs(5));
     drop(up);
 
     let up = Up::start(state.path());
@@ -447,6 +433,18 @@ fn the_cli_exits_quietly_when_its_reader_goes_away() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
         assert!(stderr.is_empty(), "{args:?} printed: {stderr}");
+    }
+}
+
+/// Waits until none of `pids` (replicas of a killed `kiln up`) runs; panics after `within`.
+fn assert_gone_within(pids: &[i32], within: Duration) {
+    let deadline = Instant::now() + within;
+    while pids.iter().any(|&p| common::is_running(p)) {
+        assert!(
+            Instant::now() < deadline,
+            "replicas {pids:?} outlived kiln up"
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

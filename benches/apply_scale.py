@@ -109,32 +109,37 @@ def run(kiln, count):
         with open(config, "w") as f:
             f.write(CONFIG)
         text = manifest(count).encode()
-        up = Up(kiln, os.path.join(state, "state"), config)
-        time.sleep(0.2)
+        state_dir = os.path.join(state, "state")
+        up = Up(kiln, state_dir, config)
+        try:
+            time.sleep(0.2)
 
-        def apply():
-            started = time.monotonic()
-            status, body = up.request("POST", "/v1/apply", text)
-            if status != 200:
-                raise SystemExit(f"apply answered {status}: {body[:300]!r}")
-            return time.monotonic() - started
+            def apply():
+                started = time.monotonic()
+                status, body = up.request("POST", "/v1/apply", text)
+                if status != 200:
+                    raise SystemExit(f"apply answered {status}: {body[:300]!r}")
+                return time.monotonic() - started
 
-        apply_s, slowest_get_s = slowest_get_during(up, apply)
-        status, body = up.request("GET", "/v1/inferenceservices?namespace=default")
-        listed = len(json.loads(body)["items"])
-        if listed != count:
-            raise SystemExit(f"listed {listed} services, applied {count}")
-        up.stop()
+            apply_s, slowest_get_s = slowest_get_during(up, apply)
+            status, body = up.request("GET", "/v1/inferenceservices?namespace=default")
+            listed = len(json.loads(body)["items"])
+            if listed != count:
+                raise SystemExit(f"listed {listed} services, applied {count}")
+        finally:
+            up.stop()  # also when a step failed: no kiln up is left behind
 
         started = time.monotonic()
-        up = Up(kiln, os.path.join(state, "state"), config)
-        while True:
-            status, body = up.request("GET", "/v1/inferenceservices?namespace=default")
-            if status == 200 and len(json.loads(body)["items"]) == count:
-                break
-            time.sleep(0.01)
-        restart_s = time.monotonic() - started
-        up.stop()
+        up = Up(kiln, state_dir, config)
+        try:
+            while True:
+                status, body = up.request("GET", "/v1/inferenceservices?namespace=default")
+                if status == 200 and len(json.loads(body)["items"]) == count:
+                    break
+                time.sleep(0.01)
+            restart_s = time.monotonic() - started
+        finally:
+            up.stop()
         return {
             "services": count,
             "apply_s": apply_s,
